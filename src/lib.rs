@@ -1,0 +1,129 @@
+//! Fan out async work safely and fast: bounded concurrency, in completion or input order, as
+//! combinators on [`futures_core::Stream`], with no spawning and no runtime dependency.
+//!
+//! Every async program that makes many requests ends up writing the same block: a semaphore or
+//! `buffer_unordered` to cap concurrency, then the bookkeeping around it. tasklane is that block done
+//! once: a hand-written, poll-based state machine per terminal, driven by whoever polls it.
+//!
+//! **Run at most 20 fetches at once, results in input order**
+//!
+//! ```
+//! use futures::StreamExt;
+//! use tasklane::prelude::*;
+//!
+//! async fn fetch(url: &str) -> usize {
+//!     url.len() // stands in for an HTTP request
+//! }
+//!
+//! # futures::executor::block_on(async {
+//! let urls = ["https://a.example", "https://bb.example", "https://ccc.example"];
+//! let sizes: Vec<usize> = urls.lane(20).ordered().map_async(fetch).collect().await;
+//! assert_eq!(sizes, [17, 18, 19]);
+//! # });
+//! ```
+//!
+//! **Run futures you already have, at most 2 at once, as they finish**
+//!
+//! ```
+//! use futures::StreamExt;
+//! use tasklane::prelude::*;
+//!
+//! # futures::executor::block_on(async {
+//! let jobs = (1..=5).map(|n| async move { n * n });
+//! let mut squares: Vec<u32> = jobs.lane(2).run().collect().await;
+//! squares.sort_unstable();
+//! assert_eq!(squares, [1, 4, 9, 16, 25]);
+//! # });
+//! ```
+//!
+//! # Operations
+//!
+//! | call | on | gives |
+//! |---|---|---|
+//! | [`items.into_stream()`](IterLaneExt::into_stream) | any `IntoIterator` | a lazy [`Stream`](futures_core::Stream) ([`Iter`]) |
+//! | [`items.lane(limit)`](IterLaneExt::lane) | any `IntoIterator` | a [`Lane`] builder |
+//! | [`stream.lane(limit)`](LaneExt::lane) | any `Stream` | a [`Lane`] builder |
+//! | [`.ordered()`](Lane::ordered) | `Lane` | outputs in input order (default: completion order) |
+//! | [`.map_async(f)`](Lane::map_async) | `Lane` | a stream of `f(item).await` ([`MapAsync`]) |
+//! | [`.run()`](Lane::run) | `Lane` over futures | a stream of their outputs ([`Run`]) |
+//!
+//! The output streams are plain `Stream`s: everything in `StreamExt` and `TryStreamExt` works on
+//! them. A stream of `Result`s gives fail-fast with `try_collect` and collect-all with `collect`.
+//!
+//! # What every lane guarantees
+//!
+//! - **At most `limit` in progress.** The input is read only when a slot is free: at most `limit`
+//!   items are pulled and not yet yielded, in both orders. `lane(usize::MAX)` is unbounded and
+//!   allocates nothing up front; `lane(0)` panics.
+//! - **Eager refill.** When an output is returned, its slot has already been refilled from the input
+//!   and the new future polled once (futures-util's `buffered` refills only on the next call).
+//! - **All woken work is driven.** Every poll drives every woken in-flight future, even when an output
+//!   is already waiting; only woken futures are polled, so a wake-up costs O(1) whatever the limit.
+//!   After a budget of polls the lane wakes itself and returns `Pending`, so it never starves the
+//!   other tasks of its executor.
+//! - **Exactly one output per item**, unless the stream is dropped first. Dropping it at any point
+//!   drops every in-flight future, every waiting output and the input, at once.
+//! - **No allocation per item** in steady state: futures live in pinned slots reused item after item,
+//!   each slot with one waker made once.
+//! - **Panics propagate.** A panic in a user future or closure unwinds out of `poll_next`; the lane
+//!   stays safe to drop.
+//!
+//! # No spawning, and the one trap that comes with it
+//!
+//! tasklane never spawns a task and never names a runtime. In-flight futures make progress only
+//! while the lane is polled. So if a consumer awaits something slow between two `next()` calls,
+//! the in-flight work stalls for that long: the *buffered streams trap* known from futures-util's
+//! `buffered` (rust-lang/futures-rs#2387), which can even deadlock when the in-flight futures and the
+//! consumer's own work wait on the same resource, such as a connection pool of size one. Keep the
+//! loop body short, or move its slow part into the lane itself (map to a future that does both
+//! steps). A dedicated `for_each_async` terminal that drives the lane while the handler awaits is
+//! planned.
+//!
+//! ```
+//! use futures::StreamExt;
+//! use tasklane::prelude::*;
+//!
+//! # futures::executor::block_on(async {
+//! // Instead of `while let Some(x) = out.next().await { store(x).await }`,
+//! // put both steps inside the lane, so storing never holds back fetching:
+//! let stored: Vec<u32> = (0..4u32)
+//!     .lane(2)
+//!     .map_async(|id| async move {
+//!         let page = id * 2; // fetch
+//!         page + 1 // store
+//!     })
+//!     .collect()
+//!     .await;
+//! assert_eq!(stored.len(), 4);
+//! # });
+//! ```
+//!
+//! # Runtime support
+//!
+//! Runs unchanged on tokio (current-thread and multi-thread), async-std, smol and
+//! `futures::executor`: the test suite runs the same scenarios on each. A lane is `Send` when its
+//! input, closure and futures are, so it can be spawned on a multi-threaded runtime.
+//!
+//! # Non-goals
+//!
+//! - Spawning, or any runtime-specific API.
+//! - A limit of 0 meaning "unlimited": say `usize::MAX`.
+//!
+//! # Feature flags
+//!
+//! None yet: the crate depends only on `futures-core`, `futures-util` and `pin-project-lite`.
+#![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(unsafe_code)]
+
+mod engine;
+mod ext;
+mod iter;
+mod lane;
+pub mod prelude;
+pub mod stream;
+
+pub use ext::{IterLaneExt, LaneExt};
+pub use iter::Iter;
+pub use lane::Lane;
+pub use stream::{MapAsync, Run};
