@@ -29,12 +29,10 @@ fn main() {
         let started = Instant::now();
 
         println!("40 fetches, at most 8 at once, printed as they complete:");
-        let mut outcomes = (0..40u64)
-            .lane(8)
-            .map_async(|id| {
-                let (in_flight, peak) = (&in_flight, &peak);
-                async move { (id, fetch(id, in_flight, peak).await) }
-            });
+        let mut outcomes = (0..40u64).lane(8).map_async(|id| {
+            let (in_flight, peak) = (&in_flight, &peak);
+            async move { (id, fetch(id, in_flight, peak).await) }
+        });
         let (mut ok, mut failed) = (0, 0);
         while let Some((id, outcome)) = outcomes.next().await {
             match outcome {

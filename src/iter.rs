@@ -34,19 +34,37 @@ impl<I> Iter<I> {
     }
 
     /// Acquires a reference to the underlying iterator.
+    ///
+    /// ```
+    /// use tasklane::prelude::*;
+    /// let lane = (0..3).into_stream();
+    /// assert_eq!(lane.get_ref().len(), 3);
+    /// ```
     pub fn get_ref(&self) -> &I {
         &self.iter
     }
 
     /// Acquires a mutable reference to the underlying iterator.
     ///
-    /// Note that care must be taken to avoid tampering with the state of the stream which may
+    /// Note that care must be taken to avoid tampering with the state of the iterator which may
     /// otherwise confuse this combinator.
+    ///
+    /// ```
+    /// use tasklane::prelude::*;
+    /// let mut lane = (0..3).into_stream();
+    /// assert_eq!(lane.get_mut().next(), Some(0));
+    /// ```
     pub fn get_mut(&mut self) -> &mut I {
         &mut self.iter
     }
 
     /// Consumes this combinator, returning the underlying iterator.
+    ///
+    /// ```
+    /// use tasklane::prelude::*;
+    /// let lane = (0..3).into_stream();
+    /// assert_eq!(lane.into_inner().count(), 3);
+    /// ```
     pub fn into_inner(self) -> I {
         self.iter
     }

@@ -60,6 +60,12 @@ where
     }
 
     /// Acquires a reference to the underlying stream.
+    ///
+    /// ```
+    /// use tasklane::prelude::*;
+    /// let lane = (0..3).map(|x| async move { x }).lane(2).run();
+    /// assert_eq!(futures::Stream::size_hint(lane.get_ref()), (3, Some(3)));
+    /// ```
     pub fn get_ref(&self) -> &St {
         &self.stream
     }
@@ -68,6 +74,12 @@ where
     ///
     /// Note that care must be taken to avoid tampering with the state of the stream which may
     /// otherwise confuse this combinator.
+    ///
+    /// ```
+    /// use tasklane::prelude::*;
+    /// let mut lane = (0..3).map(|x| async move { x }).lane(2).run();
+    /// assert_eq!(futures::Stream::size_hint(lane.get_mut()), (3, Some(3)));
+    /// ```
     pub fn get_mut(&mut self) -> &mut St {
         &mut self.stream
     }
@@ -76,11 +88,25 @@ where
     ///
     /// Note that care must be taken to avoid tampering with the state of the stream which may
     /// otherwise confuse this combinator.
+    ///
+    /// ```
+    /// use futures::Stream;
+    /// use tasklane::prelude::*;
+    /// let mut lane = (0..3).map(|x| async move { x }).lane(2).run();
+    /// let lane = std::pin::Pin::new(&mut lane);
+    /// assert_eq!(lane.get_pin_mut().size_hint(), (3, Some(3)));
+    /// ```
     pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut St> {
         self.project().stream
     }
 
     /// Consumes this combinator, returning the underlying stream. In-flight futures are dropped.
+    ///
+    /// ```
+    /// use tasklane::prelude::*;
+    /// let lane = (0..3).map(|x| async move { x }).lane(2).run();
+    /// assert_eq!(futures::Stream::size_hint(&lane.into_inner()), (3, Some(3)));
+    /// ```
     pub fn into_inner(self) -> St {
         self.stream
     }
