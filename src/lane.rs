@@ -1,42 +1,135 @@
-//! The [`Lane`] builder: plain configuration data. The behaviour lives in the terminals' streams.
+//! The [`Lane`] builder: plain configuration data. The behaviour lives in the engine.
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
+use std::time::Duration;
 
 use futures_core::Stream;
 
-use crate::stream::{MapAsync, Run};
+use crate::engine::{Engine, Mode, Timers};
+use crate::mode::{Identity, MapFn, Once, Plain, Retrying, Task, Timed};
+use crate::time::Clock;
+use crate::{Backoff, Error, LaneStream};
 
 /// A builder for a bounded-concurrency run over a stream's items.
 ///
 /// Made by [`lane`](crate::LaneExt::lane) on a stream or [`lane`](crate::IterLaneExt::lane) on an
 /// iterator. Each setter takes and returns the builder by value; a terminal,
-/// [`map_async`](Lane::map_async) or [`run`](Lane::run), turns it into the output stream.
+/// [`map_async`](Lane::map_async) or [`run`](Lane::run), turns it into the output stream. `P` is
+/// the kind of lane so far ([`mode`](crate::mode)): [`timeout`](Lane::timeout) and
+/// [`retry`](Lane::retry) change it, because they change the output type.
 ///
 /// # Default
 ///
 /// - outputs in completion order (see [`ordered`](Lane::ordered));
-/// - the limit given to `lane(limit)`.
+/// - no timeout, no retry: each item's future runs once and its output is yielded unchanged;
+/// - with [`retry`](Lane::retry): the backoff is `Backoff::default()` (exponential from 100 ms,
+///   factor 2, capped at 30 s, full jitter), every failure is retried (timeouts too), and no error
+///   gives its own delay.
 ///
-/// # Examples
+/// # Order
+///
+/// How the parts compose, per item:
+///
+/// 1. **Limit.** An item is pulled from the input only when one of the `limit` slots is free, and it
+///    keeps its slot until its final outcome has been yielded: through every attempt, every back-off
+///    sleep, and while its output waits for its turn in [`ordered`](Lane::ordered) mode. So `limit`
+///    bounds items in progress, not attempts executing.
+/// 2. **Attempt.** Each attempt calls `f(item.clone())` (with retry) or `f(item)`, and polls the
+///    future at once.
+/// 3. **Timeout** is per attempt: it covers the attempt's future only, never the back-off before it.
+///    When it expires, the attempt's future is dropped at once; the attempt counts as failed with a
+///    timeout ([`Error::is_timeout`]).
+/// 4. **Retry.** A failed attempt (an `Err` or a timeout) is retried while fewer than `n + 1`
+///    attempts were made and [`retry_if`](Lane::retry_if) agrees. The failed attempt's future is
+///    dropped before the back-off starts.
+/// 5. **Back-off.** Before retry `k` (k = 0 first), the item sleeps for the error's own
+///    [`retry_after`](Lane::retry_after) hint if it gives one, else `backoff.delay(k)`; either is
+///    capped by the backoff's `max_delay`. The item holds its slot meanwhile.
+/// 6. **Outcome.** The final `Ok`, or the last attempt's error with the number of attempts, is
+///    yielded exactly once, in completion order or input order.
+///
+/// # Recipes
+///
+/// **HTTP `Retry-After`.** Let the error carry the server's delay and hand it to
+/// [`retry_after`](Lane::retry_after); retry only what is worth retrying with
+/// [`retry_if`](Lane::retry_if):
 ///
 /// ```
+/// use std::time::Duration;
+/// use futures::StreamExt;
+/// use tasklane::{prelude::*, Backoff, Error};
+///
+/// #[derive(Debug)]
+/// enum HttpError {
+///     TooManyRequests { retry_after: Duration },
+///     NotFound,
+/// }
+///
+/// async fn get(path: &str, attempt: u32) -> Result<String, HttpError> {
+///     match (path, attempt) {
+///         ("/missing", _) => Err(HttpError::NotFound),
+///         (_, 0) => Err(HttpError::TooManyRequests { retry_after: Duration::from_millis(2) }),
+///         _ => Ok(format!("body of {path}")),
+///     }
+/// }
+///
+/// # futures::executor::block_on(async {
+/// let attempts = std::cell::Cell::new(0);
+/// let out: Vec<Result<String, Error<HttpError>>> = ["/a", "/missing"]
+///     .lane(4)
+///     .ordered()
+///     .retry(3)
+///     .backoff(Backoff::exponential(Duration::from_millis(1)))
+///     .retry_if(|e| e.is_timeout() || matches!(e.inner(), Some(HttpError::TooManyRequests { .. })))
+///     .retry_after(|e| match e {
+///         HttpError::TooManyRequests { retry_after } => Some(*retry_after),
+///         _ => None,
+///     })
+///     .map_async(|path| {
+///         let attempt = attempts.get();
+///         attempts.set(attempt + 1);
+///         get(path, attempt)
+///     })
+///     .collect()
+///     .await;
+/// assert_eq!(out[0].as_ref().unwrap(), "body of /a");
+/// assert!(matches!(out[1].as_ref().unwrap_err().inner(), Some(HttpError::NotFound)));
+/// assert_eq!(out[1].as_ref().unwrap_err().attempts(), 1); // not retried
+/// # });
+/// ```
+///
+/// **Items that are not `Clone`.** Retrying calls `f` again with a clone of the item: wrap a large or
+/// non-`Clone` item in an [`Arc`](std::sync::Arc), which clones cheaply:
+///
+/// ```
+/// use std::sync::Arc;
 /// use futures::StreamExt;
 /// use tasklane::prelude::*;
 ///
+/// struct Upload { bytes: Vec<u8> } // not Clone
+///
 /// # futures::executor::block_on(async {
-/// let lane = (0..10).lane(3);
-/// assert_eq!(lane.limit(), 3);
-/// assert!(!lane.is_ordered());
-/// let squares: Vec<u64> = lane.ordered().map_async(|x| async move { x * x }).collect().await;
-/// assert_eq!(squares, [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
+/// let uploads = vec![Arc::new(Upload { bytes: vec![1, 2, 3] })];
+/// let sent: Vec<Result<usize, tasklane::Error<()>>> = uploads
+///     .lane(2)
+///     .retry(2)
+///     .map_async(|upload: Arc<Upload>| async move { Ok(upload.bytes.len()) })
+///     .collect()
+///     .await;
+/// assert_eq!(sent, [Ok(3)]);
 /// # });
 /// ```
 #[must_use = "a lane does nothing until a terminal (`map_async`, `run`) is called and polled"]
-pub struct Lane<St> {
+pub struct Lane<St, P = Plain> {
     stream: St,
     limit: usize,
     ordered: bool,
+    /// The per-attempt timeout (`None`: none). Never zero.
+    timeout: Option<Duration>,
+    clock: Clock,
+    policy: P,
 }
 
 impl<St> Lane<St> {
@@ -47,7 +140,33 @@ impl<St> Lane<St> {
             stream,
             limit,
             ordered: false,
+            timeout: None,
+            clock: Clock::default(),
+            policy: Plain,
         }
+    }
+}
+
+impl<St, P> Lane<St, P> {
+    fn with_policy<Q>(self, policy: Q) -> Lane<St, Q> {
+        Lane {
+            stream: self.stream,
+            limit: self.limit,
+            ordered: self.ordered,
+            timeout: self.timeout,
+            clock: self.clock,
+            policy,
+        }
+    }
+
+    #[track_caller]
+    fn set_timeout(mut self, timeout: Duration) -> Self {
+        assert!(
+            !timeout.is_zero(),
+            "tasklane: `timeout` must be greater than zero, got {timeout:?}"
+        );
+        self.timeout = Some(timeout);
+        self
     }
 
     /// Yields outputs in input order instead of completion order.
@@ -97,15 +216,42 @@ impl<St> Lane<St> {
     pub fn is_ordered(&self) -> bool {
         self.ordered
     }
-}
 
-impl<St: Stream> Lane<St> {
+    /// Reads time from a [`ManualClock`](crate::time::ManualClock) instead of the system clock, so
+    /// that timeouts and back-offs can be tested without sleeping.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futures::StreamExt;
+    /// use tasklane::{prelude::*, time::ManualClock};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let clock = ManualClock::new();
+    /// let mut out = [()]
+    ///     .lane(1)
+    ///     .with_clock(&clock)
+    ///     .timeout(Duration::from_secs(60))
+    ///     .map_async(|()| futures::future::pending::<Result<(), ()>>());
+    /// assert!(futures::poll!(out.next()).is_pending());
+    /// clock.advance(Duration::from_secs(60));
+    /// assert!(out.next().await.unwrap().unwrap_err().is_timeout());
+    /// # });
+    /// ```
+    #[cfg(feature = "test-util")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+    pub fn with_clock(mut self, clock: &crate::time::ManualClock) -> Self {
+        self.clock = Clock::Manual(clock.clone());
+        self
+    }
+
     /// Terminal: calls `f` on each item and runs the futures it returns, at most `limit` at once.
     ///
-    /// Gives a [`Stream`] of the futures' outputs, in completion order (or input order with
-    /// [`ordered`](Lane::ordered)). `f` is called only when a slot is free, so it never runs for an
-    /// item that would have to wait. Every item yields exactly one output, unless the stream is
-    /// dropped first; dropping it drops every in-flight future and the input at once.
+    /// Gives a [`Stream`] of the outcomes, in completion order (or input order with
+    /// [`ordered`](Lane::ordered)): the futures' outputs unchanged for a plain lane, or
+    /// `Result<U, Error<E>>` with [`retry`](Lane::retry) or [`timeout`](Lane::timeout) (the futures
+    /// must then output `Result<U, E>`, and with retry the items must be `Clone`). `f` is called only
+    /// when a slot is free. Every item yields exactly one output, unless the stream is dropped first;
+    /// dropping it drops every in-flight future, timer and the input at once.
     ///
     /// # Panics
     ///
@@ -128,18 +274,38 @@ impl<St: Stream> Lane<St> {
     /// assert_eq!(pages[2], Err("no page 3".to_string()));
     /// # });
     /// ```
-    pub fn map_async<F, Fut>(self, f: F) -> MapAsync<St, Fut, F>
+    pub fn map_async<F, Fut>(self, f: F) -> LaneStream<St, Task<MapFn<F, St::Item>, P>>
     where
+        St: Stream,
         F: FnMut(St::Item) -> Fut,
         Fut: Future,
+        Task<MapFn<F, St::Item>, P>: Mode<Item = St::Item>,
     {
-        MapAsync::new(self.stream, f, self.limit, self.ordered)
+        let (stream, engine) = self.map_mode(MapFn::new(f));
+        LaneStream::new(stream, engine)
+    }
+
+    /// Builds the engine for this lane's configuration, with `maker` making each attempt.
+    fn map_mode<Mk>(self, maker: Mk) -> (St, Engine<Task<Mk, P>>)
+    where
+        Task<Mk, P>: Mode,
+    {
+        let timers = Timers::new(self.timeout, self.clock);
+        let mode = Task {
+            maker,
+            policy: self.policy,
+        };
+        (
+            self.stream,
+            Engine::new(mode, self.limit, self.ordered, timers),
+        )
     }
 
     /// Terminal: runs the futures that the input yields, at most `limit` at once.
     ///
     /// Gives a [`Stream`] of their outputs, in completion order (or input order with
-    /// [`ordered`](Lane::ordered)).
+    /// [`ordered`](Lane::ordered)). A future runs once, so there is no `run` after
+    /// [`retry`](Lane::retry): that does not compile. A [`timeout`](Lane::timeout) works.
     ///
     /// # Examples
     ///
@@ -153,20 +319,263 @@ impl<St: Stream> Lane<St> {
     /// assert_eq!(out, [10, 20, 30]);
     /// # });
     /// ```
-    pub fn run(self) -> Run<St>
+    ///
+    /// ```compile_fail
+    /// use tasklane::prelude::*;
+    /// let jobs = (1..=3).map(|x| async move { Ok::<i32, ()>(x) });
+    /// let _ = jobs.lane(2).retry(3).run(); // a future cannot be retried
+    /// ```
+    pub fn run(self) -> LaneStream<St, Task<Identity<St::Item>, P>>
     where
+        St: Stream,
         St::Item: Future,
+        P: Once,
+        Task<Identity<St::Item>, P>: Mode<Item = St::Item>,
     {
-        Run::new(self.stream, self.limit, self.ordered)
+        let (stream, engine) = self.map_mode(Identity::new());
+        LaneStream::new(stream, engine)
     }
 }
 
-impl<St: fmt::Debug> fmt::Debug for Lane<St> {
+impl<St> Lane<St, Plain> {
+    /// Gives each attempt at most `timeout` to finish; on expiry its future is dropped at once and
+    /// the item fails with [`Error::is_timeout`] (or is retried, with [`retry`](Lane::retry)).
+    ///
+    /// The futures must output `Result<U, E>`; the lane then yields `Result<U, Error<E>>`. The
+    /// timeout covers the attempt only: not the back-off before it. See [# Order](Lane#order).
+    ///
+    /// An attempt is never dropped before `timeout` has passed since it started; the deadline is
+    /// taken once per `poll_next` call for all attempts started in it, so it can be later by the
+    /// duration of that call.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `timeout` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futures::StreamExt;
+    /// use tasklane::prelude::*;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let out: Vec<_> = [5u64, 500]
+    ///     .lane(2)
+    ///     .ordered()
+    ///     .timeout(Duration::from_millis(100))
+    ///     .map_async(|ms| async move {
+    ///         futures_timer::Delay::new(Duration::from_millis(ms)).await;
+    ///         Ok::<u64, std::io::Error>(ms)
+    ///     })
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(*out[0].as_ref().unwrap(), 5);
+    /// assert!(out[1].as_ref().unwrap_err().is_timeout());
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn timeout<E>(self, timeout: Duration) -> Lane<St, Timed<E>> {
+        self.set_timeout(timeout).with_policy(Timed::new())
+    }
+
+    /// Retries each failed item up to `retries` times (`retries + 1` attempts in all), sleeping a
+    /// back-off before each retry.
+    ///
+    /// The futures must output `Result<U, E>`; the lane then yields `Result<U, Error<E>>` with the
+    /// last attempt's error and the number of attempts. Each attempt calls `f(item.clone())`, so the
+    /// items must be `Clone` (see the recipe in [`Lane`]). The default back-off is exponential from
+    /// 100 ms, factor 2, capped at 30 s, with full jitter ([`backoff`](Lane::backoff) changes it); every
+    /// failure is retried, timeouts included ([`retry_if`](Lane::retry_if) changes that).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::time::Duration;
+    /// use futures::StreamExt;
+    /// use tasklane::{prelude::*, Backoff};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let calls = Cell::new(0);
+    /// let out: Vec<Result<&str, tasklane::Error<&str>>> = ["flaky"]
+    ///     .lane(1)
+    ///     .retry(3)
+    ///     .backoff(Backoff::constant(Duration::from_millis(1)))
+    ///     .map_async(|name| {
+    ///         calls.set(calls.get() + 1);
+    ///         let n = calls.get();
+    ///         async move { if n < 3 { Err("503") } else { Ok(name) } }
+    ///     })
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out, [Ok("flaky")]);
+    /// assert_eq!(calls.get(), 3);
+    /// # });
+    /// ```
+    pub fn retry<E>(self, retries: u32) -> Lane<St, Retrying<E>> {
+        self.with_policy(Retrying::new(retries))
+    }
+}
+
+impl<St, E> Lane<St, Timed<E>> {
+    /// Changes the per-attempt timeout. See [`Lane::<St, Plain>::timeout`](Lane::timeout).
+    ///
+    /// # Panics
+    ///
+    /// Panics if `timeout` is zero.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasklane::prelude::*;
+    /// let _lane = [1].lane(1).timeout::<()>(Duration::from_secs(1)).timeout(Duration::from_secs(2));
+    /// ```
+    #[track_caller]
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.set_timeout(timeout)
+    }
+
+    /// Adds retries to a lane with a timeout. See [`Lane::<St, Plain>::retry`](Lane::retry).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasklane::prelude::*;
+    /// let _lane = [1].lane(1).timeout::<()>(Duration::from_secs(1)).retry(3);
+    /// ```
+    pub fn retry(self, retries: u32) -> Lane<St, Retrying<E>> {
+        self.with_policy(Retrying::new(retries))
+    }
+}
+
+impl<St, E, R, H> Lane<St, Retrying<E, R, H>> {
+    /// Changes the number of retries. See [`Lane::<St, Plain>::retry`](Lane::retry).
+    ///
+    /// ```
+    /// use tasklane::prelude::*;
+    /// let _lane = [1].lane(1).retry::<()>(3).retry(5);
+    /// ```
+    pub fn retry(mut self, retries: u32) -> Self {
+        self.policy.retries = retries;
+        self
+    }
+
+    /// Gives each attempt at most `timeout`. See [`Lane::<St, Plain>::timeout`](Lane::timeout).
+    ///
+    /// # Panics
+    ///
+    /// Panics if `timeout` is zero.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasklane::prelude::*;
+    /// let _lane = [1].lane(1).retry::<()>(3).timeout(Duration::from_secs(10));
+    /// ```
+    #[track_caller]
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.set_timeout(timeout)
+    }
+
+    /// The delay before each retry (k = 0 is the delay before the first retry).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasklane::{prelude::*, Backoff, Jitter};
+    /// let _lane = [1]
+    ///     .lane(1)
+    ///     .retry::<()>(3)
+    ///     .backoff(Backoff::linear(Duration::from_millis(50)).with_jitter(Jitter::Equal));
+    /// ```
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.policy.backoff = backoff;
+        self
+    }
+
+    /// Decides whether a failure is retried (default: every failure, timeouts included).
+    ///
+    /// The predicate sees the failure as an [`Error`], by reference: `is_timeout()`, `inner()` and
+    /// `attempts()` tell what happened. A failure it rejects is the item's final outcome.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use tasklane::prelude::*;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let out: Vec<_> = [404u16]
+    ///     .lane(1)
+    ///     .retry(5)
+    ///     .retry_if(|e| e.is_timeout() || e.inner().is_some_and(|status| *status >= 500))
+    ///     .map_async(|status| async move { Err::<(), u16>(status) })
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out[0].as_ref().unwrap_err().attempts(), 1); // a 404 is not retried
+    /// # });
+    /// ```
+    pub fn retry_if<R2>(self, retry_if: R2) -> Lane<St, Retrying<E, R2, H>>
+    where
+        R2: FnMut(&Error<E>) -> bool,
+    {
+        let p = self.policy;
+        let policy = Retrying {
+            retries: p.retries,
+            backoff: p.backoff,
+            retry_if,
+            retry_after: p.retry_after,
+            rng: None,
+            _error: PhantomData,
+        };
+        Lane {
+            stream: self.stream,
+            limit: self.limit,
+            ordered: self.ordered,
+            timeout: self.timeout,
+            clock: self.clock,
+            policy,
+        }
+    }
+
+    /// A delay that the error itself asks for (an HTTP `Retry-After`), used instead of the back-off
+    /// for that retry, still capped by the back-off's `max_delay`. `None` falls back to the back-off.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasklane::prelude::*;
+    /// let _lane = [1]
+    ///     .lane(1)
+    ///     .retry(3)
+    ///     .retry_after(|e: &u64| Some(Duration::from_secs(*e)));
+    /// ```
+    pub fn retry_after<H2>(self, retry_after: H2) -> Lane<St, Retrying<E, R, H2>>
+    where
+        H2: FnMut(&E) -> Option<Duration>,
+    {
+        let p = self.policy;
+        let policy = Retrying {
+            retries: p.retries,
+            backoff: p.backoff,
+            retry_if: p.retry_if,
+            retry_after,
+            rng: None,
+            _error: PhantomData,
+        };
+        Lane {
+            stream: self.stream,
+            limit: self.limit,
+            ordered: self.ordered,
+            timeout: self.timeout,
+            clock: self.clock,
+            policy,
+        }
+    }
+}
+
+impl<St: fmt::Debug, P: fmt::Debug> fmt::Debug for Lane<St, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lane")
             .field("stream", &self.stream)
             .field("limit", &self.limit)
             .field("ordered", &self.ordered)
+            .field("timeout", &self.timeout)
+            .field("policy", &self.policy)
             .finish()
     }
 }

@@ -36,6 +36,32 @@
 //! # });
 //! ```
 //!
+//! **Retry failures with back-off, give each attempt a deadline**
+//!
+//! ```
+//! use std::time::Duration;
+//! use futures::TryStreamExt;
+//! use tasklane::{prelude::*, Backoff};
+//!
+//! async fn fetch(id: u32) -> Result<u32, std::io::Error> {
+//!     Ok(id * 100) // stands in for a request that can fail
+//! }
+//!
+//! # futures::executor::block_on(async {
+//! let pages: Vec<u32> = (1..=3u32)
+//!     .lane(8)
+//!     .ordered()
+//!     .retry(3)                                         // up to 4 attempts per item
+//!     .backoff(Backoff::exponential(Duration::from_millis(50)))
+//!     .timeout(Duration::from_secs(10))                 // per attempt
+//!     .map_async(fetch)
+//!     .try_collect()                                    // fail fast on the first final error
+//!     .await
+//!     .unwrap();
+//! assert_eq!(pages, [100, 200, 300]);
+//! # });
+//! ```
+//!
 //! # Operations
 //!
 //! | call | on | gives |
@@ -44,11 +70,17 @@
 //! | [`items.lane(limit)`](IterLaneExt::lane) | any `IntoIterator` | a [`Lane`] builder |
 //! | [`stream.lane(limit)`](LaneExt::lane) | any `Stream` | a [`Lane`] builder |
 //! | [`.ordered()`](Lane::ordered) | `Lane` | outputs in input order (default: completion order) |
-//! | [`.map_async(f)`](Lane::map_async) | `Lane` | a stream of `f(item).await` ([`MapAsync`]) |
-//! | [`.run()`](Lane::run) | `Lane` over futures | a stream of their outputs ([`Run`]) |
+//! | [`.timeout(d)`](Lane::timeout) | `Lane` | each attempt gets at most `d`; items become `Result<U, Error<E>>` |
+//! | [`.retry(n)`](Lane::retry) | `Lane` | up to `n + 1` attempts per item; items become `Result<U, Error<E>>` |
+//! | [`.backoff(b)`](Lane::backoff), [`.retry_if(p)`](Lane::retry_if), [`.retry_after(h)`](Lane::retry_after) | `Lane` after `retry` | the delay before each retry, which failures are retried, a delay the error asks for |
+//! | [`.map_async(f)`](Lane::map_async) | `Lane` | a stream of `f(item)`'s outcomes ([`LaneStream`]) |
+//! | [`.run()`](Lane::run) | `Lane` over futures, without retry | a stream of their outputs ([`LaneStream`]) |
 //!
+//! How limit, retry, back-off and timeout compose is spelled out in [`Lane`'s `# Order`](Lane#order).
 //! The output streams are plain `Stream`s: everything in `StreamExt` and `TryStreamExt` works on
 //! them. A stream of `Result`s gives fail-fast with `try_collect` and collect-all with `collect`.
+//! Errors are values of [`Error<E>`](Error): the task's own error (never stringified) or a timeout,
+//! with the number of attempts made.
 //!
 //! # What every lane guarantees
 //!
@@ -106,24 +138,37 @@
 //!
 //! # Non-goals
 //!
-//! - Spawning, or any runtime-specific API.
+//! - Spawning, or any runtime-specific API (no timer of tokio's, async-std's or smol's is named).
 //! - A limit of 0 meaning "unlimited": say `usize::MAX`.
 //!
 //! # Feature flags
 //!
-//! None yet: the crate depends only on `futures-core`, `futures-util` and `pin-project-lite`.
+//! Timers (for timeouts and back-offs) come from futures-timer's own timer thread by default, so they
+//! work on every runtime. A lane without timeout or retry never creates one.
+//!
+//! - `async-io`: use async-io's timer (the reactor behind smol and async-std) instead.
+//!   `tasklane = { version = "0.1", features = ["async-io"] }`
+//! - `test-util`: `time::ManualClock` and `Lane::with_clock`, to test timeouts and back-offs by
+//!   moving a clock by hand instead of sleeping.
+//!   `tasklane = { version = "0.1", features = ["test-util"] }`
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
 
+mod backoff;
 mod engine;
+mod error;
 mod ext;
 mod iter;
 mod lane;
+pub mod mode;
 pub mod prelude;
-pub mod stream;
+mod stream;
+pub mod time;
 
+pub use backoff::{Backoff, Jitter};
+pub use error::Error;
 pub use ext::{IterLaneExt, LaneExt};
 pub use iter::Iter;
 pub use lane::Lane;
-pub use stream::{MapAsync, Run};
+pub use stream::LaneStream;

@@ -1,51 +1,172 @@
 //! The lane engine: the no-spawn state machine shared by every terminal.
 //!
 //! ```text
-//! input ──► fill free slots ──► slots (in flight) ──► emit: completion order (done queue)
-//!           (only while a slot   polled only when      or input order (the order ring)
-//!            is free)            woken                 + eager refill of the freed slot
+//! input ──► fill free slots ──► slots: running ─┬─► done ──► emit: completion order (done queue)
+//!           (only while a slot   (polled only   │            or input order (the order ring)
+//!            is free)            when woken)    └─► waiting (back-off) ──► running again
 //! ```
+//!
+//! What an item is and what its attempts return is the business of a [`Mode`]: a plain lane runs one
+//! future per item and yields its output unchanged; a timed or retrying lane wraps the outcome in a
+//! `Result` and may start several attempts. Timeouts and back-offs are deadlines of this engine
+//! ([`timers`]), served by one lazily created timer per lane. A plain lane never touches them.
 
 mod slots;
+mod timers;
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
-use slots::{Arena, NIL};
+use slots::{Arena, NIL, TIMER};
+use timers::{BackoffQueue, Link, Links, TimeoutList};
+
+use crate::time::{Clock, Sleep};
 
 /// Polls of user futures (fresh or woken) that one `poll_next` call may make before it yields to the
 /// executor: a lane whose futures keep waking themselves must not starve the other tasks of its
-/// thread. The same bound as futures-util's `FuturesUnordered` uses in spirit (futures-buffered: 61).
+/// thread (futures-util's `FuturesUnordered` and futures-buffered bound this the same way).
 const BUDGET: u32 = 64;
 
-/// At most `limit` futures in flight; outputs in completion or input order.
+/// How an attempt ended.
+#[allow(unreachable_pub)] // reason: part of the sealed `Mode` trait, unnameable outside the crate
+#[derive(Debug)]
+pub enum Outcome<T> {
+    /// The attempt's future finished with this output.
+    Finished(T),
+    /// The attempt ran out of time and was dropped.
+    TimedOut,
+}
+
+/// What becomes of an item after an attempt.
+#[allow(unreachable_pub)] // reason: part of the sealed `Mode` trait, unnameable outside the crate
+#[derive(Debug)]
+pub enum Settle<O> {
+    /// The item is finished with this output.
+    Done(O),
+    /// Start another attempt after a back-off (or after the error's own hint, if it gave one).
+    Retry { hint: Option<Duration> },
+}
+
+/// What a lane does with an item. See the module docs.
+///
+/// Sealed: it is `pub` only so that public bounds can name it; it lives in a private module, so no
+/// one outside the crate can name, implement or call it.
+#[allow(unreachable_pub)] // reason: sealed, see above
+pub trait Mode {
+    /// An input item.
+    type Item;
+    /// What the slot keeps between attempts (the item, for retries).
+    type Keep;
+    /// One attempt.
+    type Fut: Future;
+    /// The lane's output per item.
+    type Output;
+
+    /// The first attempt for an item.
+    fn start(&mut self, item: Self::Item) -> (Option<Self::Keep>, Self::Fut);
+    /// Another attempt for an item whose earlier attempt failed.
+    fn restart(&mut self, keep: &Self::Keep) -> Self::Fut;
+    /// Decides after attempt number `attempts` (1-based).
+    fn settle(
+        &mut self,
+        outcome: Outcome<<Self::Fut as Future>::Output>,
+        attempts: u32,
+    ) -> Settle<Self::Output>;
+    /// The back-off in nanoseconds after `attempts` failed attempts, given the item's previous delay
+    /// and the error's own hint.
+    fn backoff(&mut self, attempts: u32, prev: Option<u64>, hint: Option<Duration>) -> u64;
+}
+
+/// What the engine keeps in each slot besides its future.
+pub(crate) struct Meta<K> {
+    keep: Option<K>,
+    /// Attempts started for the slot's item.
+    attempts: u32,
+    /// The item's last back-off (for decorrelated jitter).
+    prev_delay: Option<u64>,
+    link: Link,
+}
+
+impl<K> Default for Meta<K> {
+    fn default() -> Self {
+        Meta {
+            keep: None,
+            attempts: 0,
+            prev_delay: None,
+            link: Link::default(),
+        }
+    }
+}
+
+type ArenaOf<M> = Arena<<M as Mode>::Fut, <M as Mode>::Output, Meta<<M as Mode>::Keep>>;
+
+impl<Fut: Future, O, K> Links for Arena<Fut, O, Meta<K>> {
+    fn link(&mut self, index: usize) -> &mut Link {
+        &mut self.meta(index).link
+    }
+}
+
+/// Timeouts, back-offs, and the one timer that serves them.
+#[derive(Debug)]
+pub(crate) struct Timers {
+    /// The timeout of each attempt, in nanoseconds (`None`: attempts have no timeout).
+    timeout: Option<u64>,
+    clock: Clock,
+    timeouts: TimeoutList,
+    backoffs: BackoffQueue,
+    /// Made on first use, then reset in place.
+    sleep: Option<Sleep>,
+    /// The deadline the sleep is armed for (`None`: not armed).
+    armed: Option<u64>,
+}
+
+impl Timers {
+    pub(crate) fn new(timeout: Option<Duration>, clock: Clock) -> Self {
+        Timers {
+            timeout: timeout.map(crate::backoff::nanos),
+            clock,
+            timeouts: TimeoutList::default(),
+            backoffs: BackoffQueue::default(),
+            sleep: None,
+            armed: None,
+        }
+    }
+}
+
+/// At most `limit` items in progress; outputs in completion or input order.
 ///
 /// Invariants (between calls):
-/// - `occupied` counts the slots that hold a running future or a finished output; it never exceeds
-///   `limit`, and it is exactly the number of items pulled from the input and not yet yielded.
-/// - every slot index `< arena.len()` is in exactly one of: `free`, occupied.
+/// - `occupied` counts the slots that hold an item (running, waiting between attempts, or done); it
+///   never exceeds `limit`, and it is exactly the number of items pulled and not yet yielded.
+/// - every slot index `< arena.len()` is either in `free` or occupied.
 /// - unordered: `queue` holds the `Done` slots in completion order. ordered: `queue` holds every
 ///   occupied slot in input order, so its front is the next output.
 /// - `batch` is a list of woken slots taken from the shared stack and not yet polled (`NIL`: none).
-pub(crate) struct Engine<Fut: Future> {
-    arena: Arena<Fut>,
+/// - a slot is in `timers.timeouts` exactly while its attempt runs with a timeout, and in
+///   `timers.backoffs` exactly while it waits between attempts; every timeout entry is stamped.
+pub(crate) struct Engine<M: Mode> {
+    mode: M,
+    arena: ArenaOf<M>,
     free: Vec<usize>,
     queue: VecDeque<usize>,
     batch: usize,
     limit: usize,
     occupied: usize,
     ordered: bool,
+    timers: Timers,
     /// The input returned `None`; it is never polled again.
     input_done: bool,
     /// `poll_next` returned `None`; it keeps returning `None`.
     terminated: bool,
 }
 
-impl<Fut: Future> Engine<Fut> {
-    pub(crate) fn new(limit: usize, ordered: bool) -> Self {
+impl<M: Mode> Engine<M> {
+    pub(crate) fn new(mode: M, limit: usize, ordered: bool, timers: Timers) -> Self {
         debug_assert!(limit > 0);
         Engine {
+            mode,
             arena: Arena::new(limit),
             free: Vec::new(),
             queue: VecDeque::new(),
@@ -53,12 +174,13 @@ impl<Fut: Future> Engine<Fut> {
             limit,
             occupied: 0,
             ordered,
+            timers,
             input_done: false,
             terminated: false,
         }
     }
 
-    /// Items pulled from the input and not yet yielded (in flight or finished and waiting).
+    /// Items pulled from the input and not yet yielded.
     pub(crate) fn occupied(&self) -> usize {
         self.occupied
     }
@@ -81,28 +203,28 @@ impl<Fut: Future> Engine<Fut> {
         )
     }
 
-    /// Advances the lane. `pull` polls the input for its next future (it is called only while a slot
+    /// Advances the lane. `pull` polls the input for its next item (it is called only while a slot
     /// is free, and never again after it returned `Ready(None)`).
     pub(crate) fn poll_next<P>(
         &mut self,
         cx: &mut Context<'_>,
         mut pull: P,
-    ) -> Poll<Option<Fut::Output>>
+    ) -> Poll<Option<M::Output>>
     where
-        P: FnMut(&mut Context<'_>) -> Poll<Option<Fut>>,
+        P: FnMut(&mut Context<'_>) -> Poll<Option<M::Item>>,
     {
         if self.terminated {
             return Poll::Ready(None);
         }
         self.arena.enter();
         let mut budget = BUDGET;
-        loop {
-            // Phase 1: fill the free slots from the input. A fresh future is polled at once.
+        let result = loop {
+            // Phase 1: fill the free slots from the input. A fresh attempt is polled at once.
             while self.occupied < self.limit && !self.input_done && budget > 0 {
                 match pull(cx) {
-                    Poll::Ready(Some(fut)) => {
+                    Poll::Ready(Some(item)) => {
                         let index = self.free.pop().unwrap_or_else(|| self.arena.grow());
-                        self.start(index, fut);
+                        self.start(index, item);
                         budget -= 1;
                     }
                     Poll::Ready(None) => self.input_done = true,
@@ -120,7 +242,11 @@ impl<Fut: Future> Engine<Fut> {
                 // NOTE: the list advances before the poll, so a panic in user code leaves it intact.
                 self.batch = self.arena.next_woken(index);
                 budget -= 1;
-                self.drive(index);
+                if index == TIMER {
+                    self.on_timer();
+                } else {
+                    self.drive(index);
+                }
                 if self.batch == NIL {
                     self.batch = self.arena.take_woken();
                 }
@@ -128,51 +254,179 @@ impl<Fut: Future> Engine<Fut> {
 
             // Phase 3: emit one output, refilling its slot first.
             if let Some(output) = self.emit(cx, &mut pull) {
-                return Poll::Ready(Some(output));
+                break Poll::Ready(Some(output));
             }
 
             // Phase 4: decide termination, or whether to sleep.
             if self.input_done && self.occupied == 0 {
                 self.terminated = true;
-                return Poll::Ready(None);
+                break Poll::Ready(None);
             }
             if budget == 0 {
                 // Work is left but the budget is spent: let the executor run other tasks first.
                 cx.waker().wake_by_ref();
-                return Poll::Pending;
+                break Poll::Pending;
             }
-            if self.batch == NIL && self.arena.may_sleep(cx.waker()) {
-                // Every in-flight future holds its slot's waker, and the input (if pending) ours.
-                return Poll::Pending;
+            if self.batch == NIL {
+                self.stamp_timeouts();
+                if self.arena.may_sleep(cx.waker()) {
+                    // Every attempt holds its slot's waker, the timer the lane's, the input ours.
+                    return Poll::Pending;
+                }
             }
-        }
+        };
+        self.stamp_timeouts();
+        result
     }
 
-    /// Puts a new future into a free slot and polls it once.
+    /// Puts a new item into a free slot and polls its first attempt once.
     #[inline]
-    fn start(&mut self, index: usize, fut: Fut) {
+    fn start(&mut self, index: usize, item: M::Item) {
+        let (keep, fut) = self.mode.start(item);
+        let meta = self.arena.meta(index);
+        meta.keep = keep;
+        meta.attempts = 1;
+        meta.prev_delay = None;
         self.arena.fill(index, fut);
         self.occupied += 1;
         if self.ordered {
             self.queue.push_back(index);
         }
+        if self.timers.timeout.is_some() {
+            self.timers.timeouts.push(&mut self.arena, index);
+        }
         self.drive(index);
     }
 
-    /// Polls a slot; a future that finishes queues its output (unordered mode).
+    /// Polls a slot's attempt; settles the item when the attempt ends, starting the next attempt at
+    /// once when no back-off is due.
     #[inline]
     fn drive(&mut self, index: usize) {
-        if self.arena.poll(index).is_ready() && !self.ordered {
-            self.queue.push_back(index);
+        loop {
+            let output = match self.arena.poll(index) {
+                Poll::Ready(output) => output,
+                Poll::Pending => return, // running, or a stale wake-up of a slot without an attempt
+            };
+            if self.timers.timeout.is_some() {
+                self.timers.timeouts.remove(&mut self.arena, index);
+            }
+            if !self.settle(index, Outcome::Finished(output)) {
+                return;
+            }
+        }
+    }
+
+    /// Settles an item after an attempt ended. Returns `true` when the next attempt was started and
+    /// should be polled now.
+    fn settle(&mut self, index: usize, outcome: Outcome<<M::Fut as Future>::Output>) -> bool {
+        let attempts = self.arena.meta(index).attempts;
+        match self.mode.settle(outcome, attempts) {
+            Settle::Done(output) => {
+                self.arena.meta(index).keep = None;
+                self.arena.set_done(index, output);
+                if !self.ordered {
+                    self.queue.push_back(index);
+                }
+                false
+            }
+            Settle::Retry { hint } => {
+                let meta = self.arena.meta(index);
+                let delay = self.mode.backoff(attempts, meta.prev_delay, hint);
+                meta.prev_delay = Some(delay);
+                if delay == 0 {
+                    self.restart(index);
+                    return true;
+                }
+                let now = self.timers.clock.now();
+                self.timers.backoffs.push(now.saturating_add(delay), index);
+                self.arm(now);
+                false
+            }
+        }
+    }
+
+    /// Starts the next attempt of a waiting item (not polled yet).
+    fn restart(&mut self, index: usize) {
+        let meta = self.arena.meta(index);
+        meta.attempts += 1;
+        let keep = meta.keep.as_ref().expect("a retried item keeps its input");
+        let fut = self.mode.restart(keep);
+        self.arena.fill(index, fut);
+        if self.timers.timeout.is_some() {
+            self.timers.timeouts.push(&mut self.arena, index);
+        }
+    }
+
+    /// The timer fired (or may have): time out expired attempts, restart items whose back-off is
+    /// over, and re-arm for the next deadline.
+    fn on_timer(&mut self) {
+        let now = self.timers.clock.now();
+        self.timers.armed = None;
+        // Attempts started in this call are stamped now, so that they cannot expire at once.
+        if let Some(timeout) = self.timers.timeout {
+            self.timers
+                .timeouts
+                .stamp(&mut self.arena, now.saturating_add(timeout));
+        }
+        while let Some(index) = self.timers.timeouts.pop_expired(&mut self.arena, now) {
+            self.arena.cancel(index); // the attempt is dropped at its deadline
+            if self.settle(index, Outcome::TimedOut) {
+                self.drive(index);
+            }
+        }
+        while let Some(index) = self.timers.backoffs.pop_expired(now) {
+            self.restart(index);
+            self.drive(index);
+        }
+        self.arm(now);
+    }
+
+    /// Gives the attempts started in this call their deadline, with one clock read for all of them.
+    #[inline]
+    fn stamp_timeouts(&mut self) {
+        if !self.timers.timeouts.has_unstamped() {
+            return;
+        }
+        let now = self.timers.clock.now();
+        let timeout = self.timers.timeout.unwrap_or(0);
+        self.timers
+            .timeouts
+            .stamp(&mut self.arena, now.saturating_add(timeout));
+        self.arm(now);
+    }
+
+    /// Arms the timer for the earliest deadline unless it is armed for one at least as early (an
+    /// early firing just re-arms).
+    fn arm(&mut self, now: u64) {
+        let timeout = self.timers.timeouts.earliest(&mut self.arena);
+        let earliest = match (timeout, self.timers.backoffs.earliest()) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => match a.or(b) {
+                Some(deadline) => deadline,
+                None => return,
+            },
+        };
+        if self.timers.armed.is_some_and(|armed| armed <= earliest) {
+            return;
+        }
+        self.timers.armed = Some(earliest);
+        let timers = &mut self.timers;
+        let sleep = timers.sleep.get_or_insert_with(|| timers.clock.sleep());
+        sleep.reset(&timers.clock, earliest, now);
+        // Register the timer's own waker: when it fires, `TIMER` is pushed like a woken slot.
+        let waker = self.arena.timer_waker();
+        let sleep = self.timers.sleep.as_mut().expect("made above");
+        if sleep.poll(&mut Context::from_waker(waker)).is_ready() {
+            waker.wake_by_ref();
         }
     }
 
     /// Takes the next output, if one may be yielded now, and refills its slot from the input (polling
-    /// the new future once) before handing the output back.
+    /// the new attempt once) before handing the output back.
     #[inline]
-    fn emit<P>(&mut self, cx: &mut Context<'_>, pull: &mut P) -> Option<Fut::Output>
+    fn emit<P>(&mut self, cx: &mut Context<'_>, pull: &mut P) -> Option<M::Output>
     where
-        P: FnMut(&mut Context<'_>) -> Poll<Option<Fut>>,
+        P: FnMut(&mut Context<'_>) -> Poll<Option<M::Item>>,
     {
         let index = if self.ordered {
             let &front = self.queue.front()?;
@@ -188,8 +442,8 @@ impl<Fut: Future> Engine<Fut> {
         self.occupied -= 1;
         if !self.input_done {
             match pull(cx) {
-                Poll::Ready(Some(fut)) => {
-                    self.start(index, fut);
+                Poll::Ready(Some(item)) => {
+                    self.start(index, item);
                     return Some(output);
                 }
                 Poll::Ready(None) => self.input_done = true,
@@ -201,7 +455,7 @@ impl<Fut: Future> Engine<Fut> {
     }
 }
 
-impl<Fut: Future> std::fmt::Debug for Engine<Fut> {
+impl<M: Mode> std::fmt::Debug for Engine<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("limit", &self.limit)

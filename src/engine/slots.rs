@@ -91,34 +91,43 @@ impl Wake for Signal {
 }
 
 /// What a slot holds.
-enum State<Fut: Future> {
+enum State<Fut, O> {
     /// Free for the next item.
     Empty,
-    /// An in-flight future, pinned: it is never moved out, only dropped in place.
+    /// An in-flight attempt, pinned: it is never moved out, only dropped in place.
     Running(Fut),
-    /// A finished future's output, waiting for its turn to be yielded.
-    Done(Fut::Output),
+    /// An item between attempts (backing off): no future, the item's state is in the slot's meta.
+    Waiting,
+    /// An item's final output, waiting for its turn to be yielded.
+    Done(O),
 }
 
-struct Slot<Fut: Future> {
-    state: State<Fut>,
+struct Slot<Fut, O, M> {
+    state: State<Fut, O>,
+    /// What the engine keeps per item (the item itself for retries, attempt count, timer links).
+    meta: M,
     waker: Waker,
     signal: Arc<Signal>,
 }
 
 /// The slot arena. See the module docs.
-pub(crate) struct Arena<Fut: Future> {
+pub(crate) struct Arena<Fut, O, M> {
     /// Chunk `k` holds the slots `start(k) .. start(k) + len`. Chunks are never moved out of their
     /// boxes, dropped, or shrunk before the arena is dropped: that is what makes pinning sound.
-    chunks: Vec<Box<[Slot<Fut>]>>,
+    chunks: Vec<Box<[Slot<Fut, O, M>]>>,
     /// Slots created so far (all chunks but the last are full).
     len: usize,
     /// The most slots this arena will ever create.
     limit: usize,
     shared: Arc<Shared>,
+    /// The waker for the lane's timer (made on first use): waking it pushes [`TIMER`].
+    timer: Option<(Arc<Signal>, Waker)>,
 }
 
-impl<Fut: Future> Arena<Fut> {
+/// The index that the lane's timer pushes on the stack of woken slots.
+pub(crate) const TIMER: usize = usize::MAX - 1;
+
+impl<Fut: Future, O, M: Default> Arena<Fut, O, M> {
     pub(crate) fn new(limit: usize) -> Self {
         Arena {
             chunks: Vec::new(),
@@ -129,6 +138,7 @@ impl<Fut: Future> Arena<Fut> {
                 active: AtomicBool::new(true),
                 consumer: AtomicWaker::new(),
             }),
+            timer: None,
         }
     }
 
@@ -150,7 +160,7 @@ impl<Fut: Future> Arena<Fut> {
                 FIRST_CHUNK << (self.chunks.len() - 1)
             };
             let size = want.min(self.limit - capacity);
-            let chunk: Box<[Slot<Fut>]> = (capacity..capacity + size)
+            let chunk: Box<[Slot<Fut, O, M>]> = (capacity..capacity + size)
                 .map(|index| {
                     let signal = Arc::new(Signal {
                         index,
@@ -160,6 +170,7 @@ impl<Fut: Future> Arena<Fut> {
                     });
                     Slot {
                         state: State::Empty,
+                        meta: M::default(),
                         waker: Waker::from(Arc::clone(&signal)),
                         signal,
                     }
@@ -172,23 +183,60 @@ impl<Fut: Future> Arena<Fut> {
     }
 
     #[inline]
-    fn slot(&mut self, index: usize) -> &mut Slot<Fut> {
+    fn slot(&mut self, index: usize) -> &mut Slot<Fut, O, M> {
         let (chunk, offset) = locate(index);
         &mut self.chunks[chunk][offset]
     }
 
-    /// Puts a new future into an empty slot. It has not been polled yet.
+    /// The engine's data for a slot.
+    #[inline]
+    pub(crate) fn meta(&mut self, index: usize) -> &mut M {
+        &mut self.slot(index).meta
+    }
+
+    /// The waker of the lane's timer (made on first use).
+    pub(crate) fn timer_waker(&mut self) -> &Waker {
+        let shared = &self.shared;
+        &self
+            .timer
+            .get_or_insert_with(|| {
+                let signal = Arc::new(Signal {
+                    index: TIMER,
+                    queued: AtomicBool::new(false),
+                    next: AtomicUsize::new(NIL),
+                    shared: Arc::clone(shared),
+                });
+                let waker = Waker::from(Arc::clone(&signal));
+                (signal, waker)
+            })
+            .1
+    }
+
+    /// Puts a new attempt into an empty or waiting slot. It has not been polled yet.
     #[inline]
     pub(crate) fn fill(&mut self, index: usize, fut: Fut) {
         let slot = self.slot(index);
-        debug_assert!(matches!(slot.state, State::Empty));
+        debug_assert!(matches!(slot.state, State::Empty | State::Waiting));
         slot.state = State::Running(fut);
     }
 
-    /// Polls the slot's future (if it has one) with the slot's own waker; on completion the future is
-    /// dropped in place and its output kept in the slot. Returns `Ready` only on that transition.
+    /// Drops the slot's running attempt in place (a timeout); the slot is left `Waiting`.
+    pub(crate) fn cancel(&mut self, index: usize) {
+        let slot = self.slot(index);
+        debug_assert!(matches!(slot.state, State::Running(_)));
+        slot.state = State::Waiting;
+    }
+
+    /// Stores an item's final output in its slot.
     #[inline]
-    pub(crate) fn poll(&mut self, index: usize) -> Poll<()> {
+    pub(crate) fn set_done(&mut self, index: usize, output: O) {
+        self.slot(index).state = State::Done(output);
+    }
+
+    /// Polls the slot's attempt (if it has one) with the slot's own waker. When it finishes, the
+    /// future is dropped in place, the slot is left `Waiting`, and its output is returned.
+    #[inline]
+    pub(crate) fn poll(&mut self, index: usize) -> Poll<Fut::Output> {
         let slot = self.slot(index);
         let fut = match &mut slot.state {
             State::Running(fut) => fut,
@@ -200,13 +248,9 @@ impl<Fut: Future> Arena<Fut> {
         // while it is `Running` (`take_output` moves only `Done`). So the pinning guarantee holds.
         let fut = unsafe { Pin::new_unchecked(fut) };
         let mut cx = Context::from_waker(&slot.waker);
-        match fut.poll(&mut cx) {
-            Poll::Ready(output) => {
-                slot.state = State::Done(output);
-                Poll::Ready(())
-            }
-            Poll::Pending => Poll::Pending,
-        }
+        let output = std::task::ready!(fut.poll(&mut cx));
+        slot.state = State::Waiting;
+        Poll::Ready(output)
     }
 
     /// Whether the slot holds a finished output.
@@ -219,7 +263,7 @@ impl<Fut: Future> Arena<Fut> {
     ///
     /// NOTE: the caller checked `is_done` (or saw `poll` return `Ready`) first.
     #[inline]
-    pub(crate) fn take_output(&mut self, index: usize) -> Fut::Output {
+    pub(crate) fn take_output(&mut self, index: usize) -> O {
         let slot = self.slot(index);
         assert!(
             matches!(slot.state, State::Done(_)),
@@ -245,7 +289,15 @@ impl<Fut: Future> Arena<Fut> {
     /// list. From here on a new wake-up of `index` pushes it again.
     #[inline]
     pub(crate) fn next_woken(&mut self, index: usize) -> usize {
-        let signal = &self.slot(index).signal;
+        let signal = if index == TIMER {
+            &self
+                .timer
+                .as_ref()
+                .expect("the timer's waker exists once used")
+                .0
+        } else {
+            &self.slot(index).signal
+        };
         let next = signal.next.load(Ordering::Relaxed);
         signal.queued.store(false, Ordering::Release);
         next
@@ -312,13 +364,13 @@ mod tests {
 
     #[test]
     fn chunks_grow_geometrically_and_stop_at_the_limit() {
-        let mut arena = Arena::<std::future::Ready<()>>::new(200);
+        let mut arena = Arena::<std::future::Ready<()>, (), ()>::new(200);
         for i in 0..200 {
             assert_eq!(arena.grow(), i);
         }
         let sizes: Vec<usize> = arena.chunks.iter().map(|c| c.len()).collect();
         assert_eq!(sizes, [64, 64, 72]);
-        let mut small = Arena::<std::future::Ready<()>>::new(3);
+        let mut small = Arena::<std::future::Ready<()>, (), ()>::new(3);
         for _ in 0..3 {
             small.grow();
         }
@@ -328,7 +380,7 @@ mod tests {
 
     #[test]
     fn a_wake_up_pushes_a_slot_once() {
-        let mut arena = Arena::<std::future::Pending<()>>::new(4);
+        let mut arena = Arena::<std::future::Pending<()>, (), ()>::new(4);
         for _ in 0..4 {
             arena.grow();
         }

@@ -1,24 +1,161 @@
-//! The streams that the [`Lane`](crate::Lane) terminals return.
-//!
-//! They are plain [`Stream`](futures_core::Stream)s and [`FusedStream`](futures_core::FusedStream)s:
-//!
-//! ```
-//! use futures::stream::{FusedStream, StreamExt};
-//! use tasklane::prelude::*;
-//! use tasklane::stream::MapAsync;
-//!
-//! # futures::executor::block_on(async {
-//! let mut out = [1, 2].lane(1).map_async(|x| async move { x });
-//! fn is_map_async<St, Fut: std::future::Future, F>(_: &MapAsync<St, Fut, F>) {}
-//! is_map_async(&out);
-//! while out.next().await.is_some() {}
-//! assert!(out.is_terminated());
-//! assert_eq!(out.next().await, None); // and stays done
-//! # });
-//! ```
+//! [`LaneStream`]: the stream that the [`Lane`](crate::Lane) terminals return.
 
-mod map_async;
-mod run;
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-pub use map_async::MapAsync;
-pub use run::Run;
+use futures_core::{FusedStream, Stream};
+use pin_project_lite::pin_project;
+
+use crate::engine::{Engine, Mode};
+
+pin_project! {
+    /// Stream for the [`map_async`](crate::Lane::map_async) and [`run`](crate::Lane::run) methods.
+    ///
+    /// A plain [`Stream`] and [`FusedStream`]: everything in `StreamExt` and `TryStreamExt` works on
+    /// it. `M` says what it does per item (see [`mode`](crate::mode)).
+    ///
+    /// ```
+    /// use futures::stream::{FusedStream, Stream, StreamExt};
+    /// use tasklane::prelude::*;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let mut out = (0..5).lane(2).map_async(|x| async move { x + 1 });
+    /// assert_eq!(out.size_hint(), (5, Some(5)));
+    /// let mut all = Vec::new();
+    /// while let Some(x) = out.next().await {
+    ///     all.push(x);
+    /// }
+    /// all.sort_unstable();
+    /// assert_eq!(all, [1, 2, 3, 4, 5]);
+    /// assert!(out.is_terminated());
+    /// assert_eq!(out.next().await, None); // and stays done
+    /// # });
+    /// ```
+    #[must_use = "streams do nothing unless polled"]
+    pub struct LaneStream<St, M>
+    where
+        M: Mode,
+    {
+        #[pin]
+        stream: St,
+        engine: Engine<M>,
+    }
+}
+
+impl<St, M: Mode> LaneStream<St, M> {
+    pub(crate) fn new(stream: St, engine: Engine<M>) -> Self {
+        LaneStream { stream, engine }
+    }
+
+    /// Items pulled from the input and not yet yielded: in flight, between attempts, or finished and
+    /// waiting their turn. Never more than the limit.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use tasklane::prelude::*;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let mut stream = (0..10).lane(4).map_async(|x| async move { x });
+    /// assert_eq!(stream.in_progress(), 0);
+    /// stream.next().await;
+    /// assert!(stream.in_progress() <= 4);
+    /// # });
+    /// ```
+    pub fn in_progress(&self) -> usize {
+        self.engine.occupied()
+    }
+
+    /// Acquires a reference to the underlying stream.
+    ///
+    /// ```
+    /// use futures::Stream;
+    /// use tasklane::prelude::*;
+    /// let lane = (0..3).lane(2).map_async(|x| async move { x });
+    /// assert_eq!(lane.get_ref().size_hint(), (3, Some(3)));
+    /// ```
+    pub fn get_ref(&self) -> &St {
+        &self.stream
+    }
+
+    /// Acquires a mutable reference to the underlying stream.
+    ///
+    /// Note that care must be taken to avoid tampering with the state of the stream which may
+    /// otherwise confuse this combinator.
+    ///
+    /// ```
+    /// use futures::Stream;
+    /// use tasklane::prelude::*;
+    /// let mut lane = (0..3).lane(2).map_async(|x| async move { x });
+    /// assert_eq!(lane.get_mut().size_hint(), (3, Some(3)));
+    /// ```
+    pub fn get_mut(&mut self) -> &mut St {
+        &mut self.stream
+    }
+
+    /// Acquires a pinned mutable reference to the underlying stream.
+    ///
+    /// Note that care must be taken to avoid tampering with the state of the stream which may
+    /// otherwise confuse this combinator.
+    ///
+    /// ```
+    /// use futures::Stream;
+    /// use tasklane::prelude::*;
+    /// let mut lane = (0..3).lane(2).map_async(|x| async move { x });
+    /// let lane = std::pin::Pin::new(&mut lane);
+    /// assert_eq!(lane.get_pin_mut().size_hint(), (3, Some(3)));
+    /// ```
+    pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut St> {
+        self.project().stream
+    }
+
+    /// Consumes this combinator, returning the underlying stream. In-flight futures are dropped.
+    ///
+    /// ```
+    /// use futures::Stream;
+    /// use tasklane::prelude::*;
+    /// let lane = (0..3).lane(2).map_async(|x| async move { x });
+    /// assert_eq!(lane.into_inner().size_hint(), (3, Some(3)));
+    /// ```
+    pub fn into_inner(self) -> St {
+        self.stream
+    }
+}
+
+impl<St, M> Stream for LaneStream<St, M>
+where
+    St: Stream,
+    M: Mode<Item = St::Item>,
+{
+    type Item = M::Output;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<M::Output>> {
+        let this = self.project();
+        let mut stream = this.stream;
+        this.engine
+            .poll_next(cx, |cx| stream.as_mut().poll_next(cx))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.engine.size_hint(self.stream.size_hint())
+    }
+}
+
+impl<St, M> FusedStream for LaneStream<St, M>
+where
+    St: Stream,
+    M: Mode<Item = St::Item>,
+{
+    fn is_terminated(&self) -> bool {
+        self.engine.is_terminated()
+    }
+}
+
+impl<St: fmt::Debug, M: Mode> fmt::Debug for LaneStream<St, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LaneStream")
+            .field("stream", &self.stream)
+            .field("engine", &self.engine)
+            .finish()
+    }
+}

@@ -1,0 +1,164 @@
+//! [`Error`]: why an item of a retrying or timed lane failed, and after how many attempts.
+
+use std::fmt;
+
+/// The error of an item whose last attempt failed, in a lane with [`retry`](crate::Lane::retry) or
+/// [`timeout`](crate::Lane::timeout).
+///
+/// It tells apart the task's own error `E` (the last attempt's, unchanged) and a timeout of the last
+/// attempt, and says how many attempts were made in all.
+///
+/// # Examples
+///
+/// ```
+/// use futures::StreamExt;
+/// use tasklane::prelude::*;
+///
+/// # futures::executor::block_on(async {
+/// let out: Vec<Result<u32, tasklane::Error<String>>> = [1u32]
+///     .lane(1)
+///     .retry(2)
+///     .backoff(tasklane::Backoff::constant(std::time::Duration::from_millis(1)))
+///     .map_async(|x| async move { Err::<u32, _>(format!("item {x} failed")) })
+///     .collect()
+///     .await;
+/// let err = out[0].as_ref().unwrap_err();
+/// assert_eq!(err.attempts(), 3);
+/// assert!(!err.is_timeout());
+/// assert_eq!(err.inner().map(String::as_str), Some("item 1 failed"));
+/// assert_eq!(err.to_string(), "task failed after 3 attempts");
+/// # });
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Error<E> {
+    kind: Kind<E>,
+    attempts: u32,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum Kind<E> {
+    Task(E),
+    Timeout,
+}
+
+impl<E> Error<E> {
+    pub(crate) fn task(error: E, attempts: u32) -> Self {
+        Error {
+            kind: Kind::Task(error),
+            attempts,
+        }
+    }
+
+    pub(crate) fn timeout(attempts: u32) -> Self {
+        Error {
+            kind: Kind::Timeout,
+            attempts,
+        }
+    }
+
+    /// How many attempts were made for the item, the failed last one included (at least 1).
+    ///
+    /// ```
+    /// # use tasklane::prelude::*;
+    /// # use futures::StreamExt;
+    /// # futures::executor::block_on(async {
+    /// let mut out = [()].lane(1).retry(1).backoff(tasklane::Backoff::constant(std::time::Duration::from_millis(1)))
+    ///     .map_async(|()| async { Err::<(), _>("no") });
+    /// assert_eq!(out.next().await.unwrap().unwrap_err().attempts(), 2);
+    /// # });
+    /// ```
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Whether the last attempt ran out of time (see [`timeout`](crate::Lane::timeout)).
+    ///
+    /// ```
+    /// # use tasklane::prelude::*;
+    /// # use futures::StreamExt;
+    /// # use std::time::Duration;
+    /// # futures::executor::block_on(async {
+    /// let mut out = [()].lane(1).timeout(Duration::from_millis(5))
+    ///     .map_async(|()| async { futures::future::pending::<Result<(), String>>().await });
+    /// assert!(out.next().await.unwrap().unwrap_err().is_timeout());
+    /// # });
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        matches!(self.kind, Kind::Timeout)
+    }
+
+    /// The last attempt's own error, unless it timed out.
+    ///
+    /// ```
+    /// # use tasklane::prelude::*;
+    /// # use futures::StreamExt;
+    /// # futures::executor::block_on(async {
+    /// let mut out = [7].lane(1).timeout(std::time::Duration::from_secs(1))
+    ///     .map_async(|x| async move { Err::<(), _>(x) });
+    /// assert_eq!(out.next().await.unwrap().unwrap_err().inner(), Some(&7));
+    /// # });
+    /// ```
+    pub fn inner(&self) -> Option<&E> {
+        match &self.kind {
+            Kind::Task(e) => Some(e),
+            Kind::Timeout => None,
+        }
+    }
+
+    /// The last attempt's own error, by value, unless it timed out.
+    ///
+    /// ```
+    /// # use tasklane::prelude::*;
+    /// # use futures::StreamExt;
+    /// # futures::executor::block_on(async {
+    /// let mut out = [7].lane(1).timeout(std::time::Duration::from_secs(1))
+    ///     .map_async(|x| async move { Err::<(), _>(vec![x]) });
+    /// assert_eq!(out.next().await.unwrap().unwrap_err().into_inner(), Some(vec![7]));
+    /// # });
+    /// ```
+    pub fn into_inner(self) -> Option<E> {
+        match self.kind {
+            Kind::Task(e) => Some(e),
+            Kind::Timeout => None,
+        }
+    }
+}
+
+impl<E: fmt::Debug> fmt::Debug for Error<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Task(e) => f
+                .debug_struct("Error")
+                .field("task", e)
+                .field("attempts", &self.attempts)
+                .finish(),
+            Kind::Timeout => f
+                .debug_struct("Error")
+                .field("timeout", &true)
+                .field("attempts", &self.attempts)
+                .finish(),
+        }
+    }
+}
+
+impl<E> fmt::Display for Error<E> {
+    /// A lowercase phrase: the task's own error is the [`source`](std::error::Error::source), not
+    /// repeated here.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            Kind::Task(_) => "task failed",
+            Kind::Timeout => "task timed out",
+        };
+        let plural = if self.attempts == 1 { "" } else { "s" };
+        write!(f, "{what} after {} attempt{plural}", self.attempts)
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for Error<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            Kind::Task(e) => Some(e),
+            Kind::Timeout => None,
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! Time for lanes: the clock and timer seam, and (with the `test-util` feature) a manual clock.
+//!
+//! Every timeout and back-off of a lane reads one clock and sleeps on one timer, created on first use
+//! and reset in place afterwards. The timer is futures-timer's by default, async-io's with the
+//! `async-io` feature; nothing else in the crate names a timer. With the `test-util` feature,
+//! `ManualClock` replaces both for a lane (`Lane::with_clock`), so tests move time by hand.
+//!
+//! ```
+//! // The module is empty without the `test-util` feature.
+//! # #[cfg(feature = "test-util")]
+//! let _clock = tasklane::time::ManualClock::new();
+//! ```
+
+use std::fmt;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+#[cfg(feature = "test-util")]
+pub use manual::ManualClock;
+
+/// Where a lane reads the time.
+#[derive(Clone, Debug)]
+pub(crate) enum Clock {
+    /// The system's monotonic clock; `origin` is taken on first use.
+    Real { origin: Option<Instant> },
+    #[cfg(feature = "test-util")]
+    Manual(ManualClock),
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::Real { origin: None }
+    }
+}
+
+impl Clock {
+    /// Nanoseconds since the lane's origin (saturating; monotonic).
+    pub(crate) fn now(&mut self) -> u64 {
+        match self {
+            Clock::Real { origin } => {
+                let now = Instant::now();
+                let origin = *origin.get_or_insert(now);
+                crate::backoff::nanos(now.saturating_duration_since(origin))
+            }
+            #[cfg(feature = "test-util")]
+            Clock::Manual(clock) => clock.now_nanos(),
+        }
+    }
+
+    /// A sleep for this clock, not yet armed.
+    pub(crate) fn sleep(&self) -> Sleep {
+        match self {
+            Clock::Real { .. } => Sleep::Real(None),
+            #[cfg(feature = "test-util")]
+            Clock::Manual(clock) => Sleep::Manual(clock.sleep()),
+        }
+    }
+}
+
+/// A lane's one timer, reset in place to the next deadline.
+pub(crate) enum Sleep {
+    #[cfg(not(feature = "async-io"))]
+    Real(Option<futures_timer::Delay>),
+    #[cfg(feature = "async-io")]
+    Real(Option<async_io::Timer>),
+    #[cfg(feature = "test-util")]
+    Manual(manual::ManualSleep),
+}
+
+impl Sleep {
+    /// Arms the sleep to fire at `deadline` (nanoseconds since the clock's origin); `now` is the
+    /// clock's current reading.
+    pub(crate) fn reset(&mut self, clock: &Clock, deadline: u64, now: u64) {
+        match self {
+            #[cfg(not(feature = "async-io"))]
+            Sleep::Real(delay) => {
+                let after = Duration::from_nanos(deadline.saturating_sub(now));
+                match delay {
+                    Some(delay) => delay.reset(after),
+                    None => *delay = Some(futures_timer::Delay::new(after)),
+                }
+            }
+            #[cfg(feature = "async-io")]
+            Sleep::Real(timer) => {
+                let origin = match clock {
+                    Clock::Real {
+                        origin: Some(origin),
+                    } => *origin,
+                    _ => Instant::now() - Duration::from_nanos(now),
+                };
+                let at = origin + Duration::from_nanos(deadline);
+                match timer {
+                    Some(timer) => timer.set_at(at),
+                    None => *timer = Some(async_io::Timer::at(at)),
+                }
+            }
+            #[cfg(feature = "test-util")]
+            Sleep::Manual(sleep) => sleep.reset(deadline),
+        }
+        let _ = (clock, now);
+    }
+
+    /// Polls the armed sleep: `Ready` once its deadline has passed.
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match self {
+            #[cfg(not(feature = "async-io"))]
+            Sleep::Real(Some(delay)) => std::pin::Pin::new(delay).poll(cx),
+            #[cfg(feature = "async-io")]
+            Sleep::Real(Some(timer)) => std::pin::Pin::new(timer).poll(cx).map(|_| ()),
+            Sleep::Real(None) => Poll::Pending,
+            #[cfg(feature = "test-util")]
+            Sleep::Manual(sleep) => sleep.poll(cx),
+        }
+    }
+}
+
+use std::future::Future as _;
+
+impl fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sleep")
+    }
+}
+
+#[cfg(feature = "test-util")]
+mod manual {
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll, Waker};
+    use std::time::Duration;
+
+    /// A clock that moves only when told to, for testing time-dependent lanes without sleeping.
+    ///
+    /// Give it to a lane with [`Lane::with_clock`](crate::Lane::with_clock): the lane's timeouts,
+    /// back-offs and rate limits then read this clock, and its sleeps end when
+    /// [`advance`](ManualClock::advance) moves the clock past their deadline. Clones share one clock.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasklane::time::ManualClock;
+    ///
+    /// let clock = ManualClock::new();
+    /// assert_eq!(clock.elapsed(), Duration::ZERO);
+    /// clock.advance(Duration::from_millis(250));
+    /// assert_eq!(clock.clone().elapsed(), Duration::from_millis(250));
+    /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+    #[derive(Clone, Debug, Default)]
+    pub struct ManualClock {
+        inner: Arc<Mutex<Inner>>,
+    }
+
+    #[derive(Debug, Default)]
+    struct Inner {
+        now: u64,
+        /// Armed sleeps: (id, deadline, waker of the last poll).
+        sleepers: Vec<(u64, u64, Option<Waker>)>,
+        next_id: u64,
+    }
+
+    impl ManualClock {
+        /// A clock at zero.
+        ///
+        /// ```
+        /// assert_eq!(tasklane::time::ManualClock::new().elapsed(), std::time::Duration::ZERO);
+        /// ```
+        pub fn new() -> Self {
+            Self::default()
+        }
+
+        /// Time since the clock was made, as moved by [`advance`](ManualClock::advance).
+        ///
+        /// ```
+        /// let clock = tasklane::time::ManualClock::new();
+        /// clock.advance(std::time::Duration::from_secs(1));
+        /// assert_eq!(clock.elapsed(), std::time::Duration::from_secs(1));
+        /// ```
+        pub fn elapsed(&self) -> Duration {
+            Duration::from_nanos(self.now_nanos())
+        }
+
+        /// Moves the clock forward and wakes every sleep whose deadline has passed.
+        ///
+        /// ```
+        /// let clock = tasklane::time::ManualClock::new();
+        /// clock.advance(std::time::Duration::from_millis(5));
+        /// clock.advance(std::time::Duration::from_millis(5));
+        /// assert_eq!(clock.elapsed(), std::time::Duration::from_millis(10));
+        /// ```
+        pub fn advance(&self, by: Duration) {
+            let wakers: Vec<Waker> = {
+                let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+                inner.now = inner.now.saturating_add(crate::backoff::nanos(by));
+                let now = inner.now;
+                inner
+                    .sleepers
+                    .iter_mut()
+                    .filter(|(_, deadline, _)| *deadline <= now)
+                    .filter_map(|(_, _, waker)| waker.take())
+                    .collect()
+            };
+            for waker in wakers {
+                waker.wake();
+            }
+        }
+
+        pub(crate) fn now_nanos(&self) -> u64 {
+            self.inner.lock().unwrap_or_else(|e| e.into_inner()).now
+        }
+
+        pub(crate) fn sleep(&self) -> ManualSleep {
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            inner.next_id += 1;
+            ManualSleep {
+                clock: self.clone(),
+                id: inner.next_id,
+                deadline: None,
+            }
+        }
+    }
+
+    /// A sleep on a [`ManualClock`].
+    #[derive(Debug)]
+    pub(crate) struct ManualSleep {
+        clock: ManualClock,
+        id: u64,
+        deadline: Option<u64>,
+    }
+
+    impl ManualSleep {
+        pub(crate) fn reset(&mut self, deadline: u64) {
+            self.deadline = Some(deadline);
+            let mut inner = self.clock.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let id = self.id;
+            match inner.sleepers.iter_mut().find(|(i, _, _)| *i == id) {
+                Some(entry) => entry.1 = deadline,
+                None => inner.sleepers.push((id, deadline, None)),
+            }
+        }
+
+        pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+            let Some(deadline) = self.deadline else {
+                return Poll::Pending;
+            };
+            let mut inner = self.clock.inner.lock().unwrap_or_else(|e| e.into_inner());
+            if inner.now >= deadline {
+                return Poll::Ready(());
+            }
+            let id = self.id;
+            if let Some(entry) = inner.sleepers.iter_mut().find(|(i, _, _)| *i == id) {
+                entry.2 = Some(cx.waker().clone());
+            }
+            Poll::Pending
+        }
+    }
+
+    impl Drop for ManualSleep {
+        fn drop(&mut self) {
+            let mut inner = self.clock.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let id = self.id;
+            inner.sleepers.retain(|(i, _, _)| *i != id);
+        }
+    }
+}
