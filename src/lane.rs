@@ -45,8 +45,11 @@ use crate::{Backoff, Error, LaneStream};
 ///    attempts were made and [`retry_if`](Lane::retry_if) agrees. The failed attempt's future is
 ///    dropped before the back-off starts.
 /// 5. **Back-off.** Before retry `k` (k = 0 first), the item sleeps for the error's own
-///    [`retry_after`](Lane::retry_after) hint if it gives one, else `backoff.delay(k)`; either is
-///    capped by the backoff's `max_delay`. The item holds its slot meanwhile.
+///    [`retry_after`](Lane::retry_after) hint if it gives one, else a delay drawn from the backoff
+///    for retry `k` (the same curve, cap and jitter band as [`Backoff::delay`]`(k)`); either is
+///    capped by the backoff's `max_delay`. The item holds its slot meanwhile. Each lane draws its
+///    jitter from one generator, so items that fail together do not retry in lockstep; with
+///    [`Backoff::with_seed`] that lane's sequence of delays is reproducible.
 /// 6. **Outcome.** The final `Ok`, or the last attempt's error with the number of attempts, is
 ///    yielded exactly once, in completion order or input order.
 ///

@@ -1,0 +1,228 @@
+//! The runtime matrix for retries and timeouts: the same scenario `async fn`s, on real (small) timers,
+//! on tokio (current-thread, and multi-thread as a spawned task, so the lane must be `Send`),
+//! async-std, smol and `futures::executor`.
+//!
+//! The lane's timer is futures-timer's own thread (or async-io's with that feature), whichever
+//! runtime polls the lane: these tests show the wake-ups reach every executor. Lower bounds on time
+//! are strict, upper bounds generous (a noisy 2-core CI).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::{self, Either};
+use futures::StreamExt;
+use futures_timer::Delay;
+use tasklane::{prelude::*, Backoff, Error, Jitter};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Counts the attempts of each of `n` items.
+fn counters(n: usize) -> Arc<Vec<AtomicU32>> {
+    Arc::new((0..n).map(|_| AtomicU32::new(0)).collect())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+// ---------------------------------------------------------------------------------------------
+
+/// RT-01 on a runtime: 6 items, limit 2, each fails twice, constant 5 ms back-off.
+async fn retries_until_success_with_backoff() {
+    let calls = counters(6);
+    let start = Instant::now();
+    let out: Vec<Result<usize, Error<String>>> = (0..6usize)
+        .lane(2)
+        .ordered()
+        .retry(3)
+        .backoff(Backoff::constant(ms(5)))
+        .map_async({
+            let calls = Arc::clone(&calls);
+            move |id| {
+                let n = calls[id].fetch_add(1, SeqCst) + 1;
+                async move {
+                    if n <= 2 {
+                        Err(format!("item {id} attempt {n}"))
+                    } else {
+                        Ok(id)
+                    }
+                }
+            }
+        })
+        .collect()
+        .await;
+    let elapsed = start.elapsed();
+    assert_eq!(out, (0..6).map(Ok).collect::<Vec<_>>());
+    assert!(calls.iter().all(|c| c.load(SeqCst) == 3), "{calls:?}");
+    // 3 rounds of 2 items, each item 2 back-offs of 5 ms.
+    assert!(elapsed >= ms(30), "done after {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
+}
+
+/// TO-02 on a runtime: item 1's first attempt hangs and times out after 30 ms; its retry succeeds.
+async fn timeout_then_retry_succeeds() {
+    let calls = counters(3);
+    let start = Instant::now();
+    let out: Vec<Result<usize, Error<()>>> = (0..3usize)
+        .lane(3)
+        .ordered()
+        .retry(2)
+        .backoff(Backoff::constant(ms(1)))
+        .timeout(ms(30))
+        .map_async({
+            let calls = Arc::clone(&calls);
+            move |id| {
+                let n = calls[id].fetch_add(1, SeqCst) + 1;
+                async move {
+                    if id == 1 && n == 1 {
+                        future::pending::<()>().await;
+                    }
+                    Ok(id)
+                }
+            }
+        })
+        .collect()
+        .await;
+    let elapsed = start.elapsed();
+    assert_eq!(out, [Ok(0), Ok(1), Ok(2)]);
+    let attempts: Vec<u32> = calls.iter().map(|c| c.load(SeqCst)).collect();
+    assert_eq!(attempts, [1, 2, 1]);
+    assert!(elapsed >= ms(31), "done after {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
+}
+
+/// Every attempt times out: 20 ms timeouts with 5 then 10 ms back-offs, in completion order.
+async fn exhausted_timeouts_surface() {
+    let calls = counters(2);
+    let start = Instant::now();
+    let out: Vec<Result<(), Error<()>>> = (0..2usize)
+        .lane(2)
+        .retry(2)
+        .backoff(Backoff::exponential(ms(5)).with_jitter(Jitter::None))
+        .timeout(ms(20))
+        .map_async({
+            let calls = Arc::clone(&calls);
+            move |id| {
+                calls[id].fetch_add(1, SeqCst);
+                async {
+                    Delay::new(Duration::from_secs(60)).await;
+                    Ok(())
+                }
+            }
+        })
+        .collect()
+        .await;
+    let elapsed = start.elapsed();
+    assert_eq!(out.len(), 2);
+    for outcome in &out {
+        let err = outcome.as_ref().unwrap_err();
+        assert!(err.is_timeout(), "{err:?}");
+        assert_eq!(err.attempts(), 3);
+    }
+    assert!(calls.iter().all(|c| c.load(SeqCst) == 3));
+    // 3 timeouts of 20 ms and back-offs of 5 and 10 ms.
+    assert!(elapsed >= ms(75), "done after {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runtimes
+// ---------------------------------------------------------------------------------------------
+
+/// Fails the scenario instead of hanging if it makes no progress (a lost wake-up).
+async fn watchdog<Fut: Future<Output = ()>>(name: &str, scenario: Fut) {
+    const LIMIT: Duration = Duration::from_secs(60);
+    let scenario = std::pin::pin!(scenario);
+    match future::select(scenario, Delay::new(LIMIT)).await {
+        Either::Left(((), _)) => {}
+        Either::Right(((), _)) => panic!("{name}: no result after {LIMIT:?} (lost wake-up?)"),
+    }
+}
+
+fn on_tokio_current_thread<Fut>(scenario: impl FnOnce() -> Fut + Send + 'static)
+where
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(scenario());
+}
+
+/// The scenario (lane included) runs as a spawned task, which may move between worker threads: this
+/// compiles only because every scenario future, retrying lanes and their timers included, is `Send`.
+fn on_tokio_multi_thread<Fut>(scenario: impl FnOnce() -> Fut + Send + 'static)
+where
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        if let Err(err) = tokio::spawn(async move { scenario().await }).await {
+            if err.is_panic() {
+                std::panic::resume_unwind(err.into_panic());
+            }
+            panic!("the scenario task failed: {err}");
+        }
+    });
+}
+
+fn on_async_std<Fut>(scenario: impl FnOnce() -> Fut + Send + 'static)
+where
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    ::async_std::task::block_on(scenario());
+}
+
+fn on_smol<Fut>(scenario: impl FnOnce() -> Fut + Send + 'static)
+where
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    ::smol::block_on(scenario());
+}
+
+fn on_futures_executor<Fut>(scenario: impl FnOnce() -> Fut + Send + 'static)
+where
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    futures::executor::block_on(scenario());
+}
+
+/// One `#[test]` per (runtime, scenario): `<runtime module>::<scenario>`.
+macro_rules! runtime_matrix {
+    ($($scenario:ident),* $(,)?) => {
+        runtime_matrix!(@on tokio_current_thread, on_tokio_current_thread; $($scenario),*);
+        runtime_matrix!(@on tokio_multi_thread, on_tokio_multi_thread; $($scenario),*);
+        runtime_matrix!(@on async_std, on_async_std; $($scenario),*);
+        runtime_matrix!(@on smol, on_smol; $($scenario),*);
+        runtime_matrix!(@on futures_executor, on_futures_executor; $($scenario),*);
+    };
+    (@on $runtime:ident, $runner:ident; $($scenario:ident),*) => {
+        mod $runtime {
+            $(
+                #[test]
+                #[cfg_attr(miri, ignore = "real runtimes, threads and timers")]
+                fn $scenario() {
+                    super::$runner(|| {
+                        super::watchdog(
+                            concat!(stringify!($runtime), "::", stringify!($scenario)),
+                            super::$scenario(),
+                        )
+                    });
+                }
+            )*
+        }
+    };
+}
+
+runtime_matrix!(
+    retries_until_success_with_backoff,
+    timeout_then_retry_succeeds,
+    exhausted_timeouts_surface,
+);
