@@ -47,6 +47,15 @@ impl Clock {
         }
     }
 
+    /// Whether this is a manual clock (cheap to read, and tests expect exact deadlines).
+    pub(crate) fn is_manual(&self) -> bool {
+        match self {
+            Clock::Real { .. } => false,
+            #[cfg(feature = "test-util")]
+            Clock::Manual(_) => true,
+        }
+    }
+
     /// A sleep for this clock, not yet armed.
     pub(crate) fn sleep(&self) -> Sleep {
         match self {

@@ -19,7 +19,7 @@ use std::future::Future;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use slots::{Arena, NIL, TIMER};
+use slots::{Arena, Polled, NIL, TIMER};
 use timers::{BackoffQueue, Link, Links, TimeoutList};
 
 use crate::time::{Clock, Sleep};
@@ -120,18 +120,41 @@ pub(crate) struct Timers {
     sleep: Option<Sleep>,
     /// The deadline the sleep is armed for (`None`: not armed).
     armed: Option<u64>,
+    /// The last clock reading.
+    last_read: u64,
+    /// `poll_next` calls that ended with unstamped attempts since the last clock reading.
+    unread_calls: u32,
+    /// Read the clock for stamping at least every this many calls (1 on the manual clock).
+    stamp_every: u32,
+    /// The longest an attempt may stay unstamped: `timeout / 64`, at least 1 ms.
+    granularity: u64,
 }
+
+/// See [`Engine::stamp_timeouts`].
+const STAMP_EVERY: u32 = 64;
 
 impl Timers {
     pub(crate) fn new(timeout: Option<Duration>, clock: Clock) -> Self {
+        let timeout = timeout.map(crate::backoff::nanos);
         Timers {
-            timeout: timeout.map(crate::backoff::nanos),
+            timeout,
+            stamp_every: if clock.is_manual() { 1 } else { STAMP_EVERY },
+            granularity: (timeout.unwrap_or(0) / 64).max(1_000_000),
             clock,
             timeouts: TimeoutList::default(),
             backoffs: BackoffQueue::default(),
             sleep: None,
             armed: None,
+            last_read: 0,
+            unread_calls: 0,
         }
+    }
+
+    /// Reads the clock (and remembers the reading).
+    fn read_clock(&mut self) -> u64 {
+        self.last_read = self.clock.now();
+        self.unread_calls = 0;
+        self.last_read
     }
 }
 
@@ -292,20 +315,26 @@ impl<M: Mode> Engine<M> {
         if self.ordered {
             self.queue.push_back(index);
         }
-        if self.timers.timeout.is_some() {
-            self.timers.timeouts.push(&mut self.arena, index);
-        }
         self.drive(index);
     }
 
     /// Polls a slot's attempt; settles the item when the attempt ends, starting the next attempt at
     /// once when no back-off is due.
+    ///
+    /// NOTE: an attempt joins the timeout list only when it first returns `Pending`, so an attempt
+    /// that finishes at its first poll never touches the list or the clock.
     #[inline]
     fn drive(&mut self, index: usize) {
         loop {
             let output = match self.arena.poll(index) {
-                Poll::Ready(output) => output,
-                Poll::Pending => return, // running, or a stale wake-up of a slot without an attempt
+                Polled::Ready(output) => output,
+                Polled::Pending => {
+                    if self.timers.timeout.is_some() && !self.arena.meta(index).link.is_linked() {
+                        self.timers.timeouts.push(&mut self.arena, index);
+                    }
+                    return;
+                }
+                Polled::Idle => return,
             };
             if self.timers.timeout.is_some() {
                 self.timers.timeouts.remove(&mut self.arena, index);
@@ -337,7 +366,7 @@ impl<M: Mode> Engine<M> {
                     self.restart(index);
                     return true;
                 }
-                let now = self.timers.clock.now();
+                let now = self.timers.read_clock();
                 self.timers.backoffs.push(now.saturating_add(delay), index);
                 self.arm(now);
                 false
@@ -352,15 +381,12 @@ impl<M: Mode> Engine<M> {
         let keep = meta.keep.as_ref().expect("a retried item keeps its input");
         let fut = self.mode.restart(keep);
         self.arena.fill(index, fut);
-        if self.timers.timeout.is_some() {
-            self.timers.timeouts.push(&mut self.arena, index);
-        }
     }
 
     /// The timer fired (or may have): time out expired attempts, restart items whose back-off is
     /// over, and re-arm for the next deadline.
     fn on_timer(&mut self) {
-        let now = self.timers.clock.now();
+        let now = self.timers.read_clock();
         self.timers.armed = None;
         // Attempts started in this call are stamped now, so that they cannot expire at once.
         if let Some(timeout) = self.timers.timeout {
@@ -381,13 +407,32 @@ impl<M: Mode> Engine<M> {
         self.arm(now);
     }
 
-    /// Gives the attempts started in this call their deadline, with one clock read for all of them.
+    /// Gives the attempts that started running since the last clock read their deadline.
+    ///
+    /// On the system clock a read costs more than the rest of an item's work, so the lane reads it
+    /// only every `STAMP_EVERY` calls that leave unstamped attempts, and a tick of the timer
+    /// (`granularity` after the last read) bounds how long an attempt can stay unstamped. An attempt
+    /// is stamped with the first reading taken after it started: its deadline is never early, and
+    /// late by at most the granularity. The manual clock is read every call, so tests see exact
+    /// deadlines.
     #[inline]
     fn stamp_timeouts(&mut self) {
         if !self.timers.timeouts.has_unstamped() {
             return;
         }
-        let now = self.timers.clock.now();
+        if self.timers.unread_calls + 1 < self.timers.stamp_every {
+            self.timers.unread_calls += 1;
+            let tick = self
+                .timers
+                .last_read
+                .saturating_add(self.timers.granularity);
+            if self.timers.armed.map_or(true, |armed| armed > tick) {
+                let last_read = self.timers.last_read;
+                self.arm_at(tick, last_read);
+            }
+            return;
+        }
+        let now = self.timers.read_clock();
         let timeout = self.timers.timeout.unwrap_or(0);
         self.timers
             .timeouts
@@ -403,16 +448,24 @@ impl<M: Mode> Engine<M> {
             (Some(a), Some(b)) => a.min(b),
             (a, b) => match a.or(b) {
                 Some(deadline) => deadline,
+                None if self.timers.timeouts.has_unstamped() => {
+                    now.saturating_add(self.timers.granularity)
+                }
                 None => return,
             },
         };
         if self.timers.armed.is_some_and(|armed| armed <= earliest) {
             return;
         }
-        self.timers.armed = Some(earliest);
+        self.arm_at(earliest, now);
+    }
+
+    /// Resets the timer to fire at `deadline` (`now`: a recent clock reading).
+    fn arm_at(&mut self, deadline: u64, now: u64) {
+        self.timers.armed = Some(deadline);
         let timers = &mut self.timers;
         let sleep = timers.sleep.get_or_insert_with(|| timers.clock.sleep());
-        sleep.reset(&timers.clock, earliest, now);
+        sleep.reset(&timers.clock, deadline, now);
         // Register the timer's own waker: when it fires, `TIMER` is pushed like a woken slot.
         let waker = self.arena.timer_waker();
         let sleep = self.timers.sleep.as_mut().expect("made above");

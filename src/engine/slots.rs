@@ -90,6 +90,16 @@ impl Wake for Signal {
     }
 }
 
+/// What polling a slot gave.
+pub(crate) enum Polled<T> {
+    /// The attempt finished with this output (the slot is now `Waiting`).
+    Ready(T),
+    /// The attempt is still running.
+    Pending,
+    /// The slot has no running attempt (a stale wake-up).
+    Idle,
+}
+
 /// What a slot holds.
 enum State<Fut, O> {
     /// Free for the next item.
@@ -236,11 +246,11 @@ impl<Fut: Future, O, M: Default> Arena<Fut, O, M> {
     /// Polls the slot's attempt (if it has one) with the slot's own waker. When it finishes, the
     /// future is dropped in place, the slot is left `Waiting`, and its output is returned.
     #[inline]
-    pub(crate) fn poll(&mut self, index: usize) -> Poll<Fut::Output> {
+    pub(crate) fn poll(&mut self, index: usize) -> Polled<Fut::Output> {
         let slot = self.slot(index);
         let fut = match &mut slot.state {
             State::Running(fut) => fut,
-            _ => return Poll::Pending, // a stale wake-up of an empty or finished slot
+            _ => return Polled::Idle, // a stale wake-up of a slot without an attempt
         };
         // SAFETY: the future lives in a chunk that is never moved or freed while the arena lives
         // (see `Arena::chunks`), and it leaves the slot only by being dropped in place: `State` is
@@ -248,9 +258,13 @@ impl<Fut: Future, O, M: Default> Arena<Fut, O, M> {
         // while it is `Running` (`take_output` moves only `Done`). So the pinning guarantee holds.
         let fut = unsafe { Pin::new_unchecked(fut) };
         let mut cx = Context::from_waker(&slot.waker);
-        let output = std::task::ready!(fut.poll(&mut cx));
-        slot.state = State::Waiting;
-        Poll::Ready(output)
+        match fut.poll(&mut cx) {
+            Poll::Ready(output) => {
+                slot.state = State::Waiting;
+                Polled::Ready(output)
+            }
+            Poll::Pending => Polled::Pending,
+        }
     }
 
     /// Whether the slot holds a finished output.

@@ -3,9 +3,9 @@
 //! - Timeouts all have the same length, so in order of their start they are also in order of their
 //!   deadline: a FIFO is a priority queue here. It is an intrusive doubly linked list through the
 //!   slots ([`Link`], kept in each slot), so a finished attempt leaves it in O(1) and nothing stale
-//!   piles up. New entries are *unstamped*: the lane reads the clock once at the end of its
-//!   `poll_next` call (not once per item) and stamps all of them with `now + timeout`; an attempt that
-//!   finishes within the call it started in never costs a clock read.
+//!   piles up. New entries are *unstamped*: the lane reads the clock once for many of them (see
+//!   `Engine::stamp_timeouts`) and stamps all of them with `now + timeout`; an attempt that finishes
+//!   before that never costs a clock read.
 //! - Back-off deadlines are random (jitter), so they go into a binary heap; an item stays in it until
 //!   its deadline (a slot in back-off has nothing else to do), so it holds at most `limit` entries and
 //!   stops allocating once it has grown to that.
@@ -34,6 +34,14 @@ impl Default for Link {
             deadline: 0,
             linked: false,
         }
+    }
+}
+
+impl Link {
+    /// Whether the slot is in the list.
+    #[inline]
+    pub(crate) fn is_linked(&self) -> bool {
+        self.linked
     }
 }
 
