@@ -20,7 +20,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use slots::{Arena, Polled, NIL, TIMER};
-use timers::{BackoffQueue, Link, Links, TimeoutList};
+use timers::{BackoffQueue, Link, TimeoutList};
 
 use crate::time::{Clock, Sleep};
 
@@ -86,7 +86,6 @@ pub(crate) struct Meta<K> {
     attempts: u32,
     /// The item's last back-off (for decorrelated jitter).
     prev_delay: Option<u64>,
-    link: Link,
 }
 
 impl<K> Default for Meta<K> {
@@ -95,18 +94,11 @@ impl<K> Default for Meta<K> {
             keep: None,
             attempts: 0,
             prev_delay: None,
-            link: Link::default(),
         }
     }
 }
 
 type ArenaOf<M> = Arena<<M as Mode>::Fut, <M as Mode>::Output, Meta<<M as Mode>::Keep>>;
-
-impl<Fut: Future, O, K> Links for Arena<Fut, O, Meta<K>> {
-    fn link(&mut self, index: usize) -> &mut Link {
-        &mut self.meta(index).link
-    }
-}
 
 /// Timeouts, back-offs, and the one timer that serves them.
 #[derive(Debug)]
@@ -115,6 +107,11 @@ pub(crate) struct Timers {
     timeout: Option<u64>,
     clock: Clock,
     timeouts: TimeoutList,
+    /// Each slot's timeout bookkeeping, by slot index (grown with the slots, only with a timeout).
+    links: Vec<Link>,
+    /// Attempts that returned `Pending` since the last stamping, with their generation: they join
+    /// `timeouts` at the next stamping if they still run (most have finished by then).
+    recent: Vec<(usize, u32)>,
     backoffs: BackoffQueue,
     /// Made on first use, then reset in place.
     sleep: Option<Sleep>,
@@ -142,6 +139,8 @@ impl Timers {
             granularity: (timeout.unwrap_or(0) / 64).max(1_000_000),
             clock,
             timeouts: TimeoutList::default(),
+            links: Vec::new(),
+            recent: Vec::new(),
             backoffs: BackoffQueue::default(),
             sleep: None,
             armed: None,
@@ -155,6 +154,33 @@ impl Timers {
         self.last_read = self.clock.now();
         self.unread_calls = 0;
         self.last_read
+    }
+
+    /// Records a running attempt that returned `Pending`, once per attempt.
+    #[inline]
+    fn record(&mut self, index: usize) {
+        if let Some(generation) = self.links[index].record() {
+            self.recent.push((index, generation));
+        }
+    }
+
+    /// An attempt ended: takes it out of the timeout list (its `recent` entry, if any, goes stale).
+    #[inline]
+    fn end(&mut self, index: usize) {
+        if self.links[index].is_linked() {
+            self.timeouts.remove(&mut self.links, index);
+        }
+        self.links[index].end();
+    }
+
+    /// Moves the recorded attempts that still run into the timeout list, due at `now + timeout`.
+    fn stamp(&mut self, now: u64) {
+        let deadline = now.saturating_add(self.timeout.unwrap_or(0));
+        for (index, generation) in self.recent.drain(..) {
+            if self.links[index].is_current(generation) {
+                self.timeouts.push(&mut self.links, index, deadline);
+            }
+        }
     }
 }
 
@@ -246,7 +272,10 @@ impl<M: Mode> Engine<M> {
             while self.occupied < self.limit && !self.input_done && budget > 0 {
                 match pull(cx) {
                     Poll::Ready(Some(item)) => {
-                        let index = self.free.pop().unwrap_or_else(|| self.arena.grow());
+                        let index = match self.free.pop() {
+                            Some(index) => index,
+                            None => self.grow(),
+                        };
                         self.start(index, item);
                         budget -= 1;
                     }
@@ -302,6 +331,16 @@ impl<M: Mode> Engine<M> {
         result
     }
 
+    /// Creates a slot.
+    #[cold]
+    fn grow(&mut self) -> usize {
+        let index = self.arena.grow();
+        if self.timers.timeout.is_some() {
+            self.timers.links.push(Link::default());
+        }
+        index
+    }
+
     /// Puts a new item into a free slot and polls its first attempt once.
     #[inline]
     fn start(&mut self, index: usize, item: M::Item) {
@@ -321,23 +360,24 @@ impl<M: Mode> Engine<M> {
     /// Polls a slot's attempt; settles the item when the attempt ends, starting the next attempt at
     /// once when no back-off is due.
     ///
-    /// NOTE: an attempt joins the timeout list only when it first returns `Pending`, so an attempt
-    /// that finishes at its first poll never touches the list or the clock.
+    /// NOTE: an attempt with a timeout is recorded only when it first returns `Pending`, and joins
+    /// the timeout list only if it still runs at the next stamping (`stamp_timeouts`): attempts that
+    /// finish soon never touch the list or the clock.
     #[inline]
     fn drive(&mut self, index: usize) {
         loop {
             let output = match self.arena.poll(index) {
                 Polled::Ready(output) => output,
                 Polled::Pending => {
-                    if self.timers.timeout.is_some() && !self.arena.meta(index).link.is_linked() {
-                        self.timers.timeouts.push(&mut self.arena, index);
+                    if self.timers.timeout.is_some() {
+                        self.timers.record(index);
                     }
                     return;
                 }
-                Polled::Idle => return,
+                Polled::Idle => return, // a stale wake-up of a slot without an attempt
             };
             if self.timers.timeout.is_some() {
-                self.timers.timeouts.remove(&mut self.arena, index);
+                self.timers.end(index);
             }
             if !self.settle(index, Outcome::Finished(output)) {
                 return;
@@ -388,13 +428,14 @@ impl<M: Mode> Engine<M> {
     fn on_timer(&mut self) {
         let now = self.timers.read_clock();
         self.timers.armed = None;
-        // Attempts started in this call are stamped now, so that they cannot expire at once.
-        if let Some(timeout) = self.timers.timeout {
-            self.timers
-                .timeouts
-                .stamp(&mut self.arena, now.saturating_add(timeout));
-        }
-        while let Some(index) = self.timers.timeouts.pop_expired(&mut self.arena, now) {
+        // Attempts recorded since the last reading are stamped now, so they cannot expire at once.
+        self.timers.stamp(now);
+        while let Some(index) = self
+            .timers
+            .timeouts
+            .pop_expired(&mut self.timers.links, now)
+        {
+            self.timers.links[index].end();
             self.arena.cancel(index); // the attempt is dropped at its deadline
             if self.settle(index, Outcome::TimedOut) {
                 self.drive(index);
@@ -407,7 +448,7 @@ impl<M: Mode> Engine<M> {
         self.arm(now);
     }
 
-    /// Gives the attempts that started running since the last clock read their deadline.
+    /// Gives the attempts recorded since the last clock reading their deadline.
     ///
     /// On the system clock a read costs more than the rest of an item's work, so the lane reads it
     /// only every `STAMP_EVERY` calls that leave unstamped attempts, and a tick of the timer
@@ -417,7 +458,7 @@ impl<M: Mode> Engine<M> {
     /// deadlines.
     #[inline]
     fn stamp_timeouts(&mut self) {
-        if !self.timers.timeouts.has_unstamped() {
+        if self.timers.recent.is_empty() {
             return;
         }
         if self.timers.unread_calls + 1 < self.timers.stamp_every {
@@ -433,22 +474,19 @@ impl<M: Mode> Engine<M> {
             return;
         }
         let now = self.timers.read_clock();
-        let timeout = self.timers.timeout.unwrap_or(0);
-        self.timers
-            .timeouts
-            .stamp(&mut self.arena, now.saturating_add(timeout));
+        self.timers.stamp(now);
         self.arm(now);
     }
 
     /// Arms the timer for the earliest deadline unless it is armed for one at least as early (an
     /// early firing just re-arms).
     fn arm(&mut self, now: u64) {
-        let timeout = self.timers.timeouts.earliest(&mut self.arena);
+        let timeout = self.timers.timeouts.earliest(&mut self.timers.links);
         let earliest = match (timeout, self.timers.backoffs.earliest()) {
             (Some(a), Some(b)) => a.min(b),
             (a, b) => match a.or(b) {
                 Some(deadline) => deadline,
-                None if self.timers.timeouts.has_unstamped() => {
+                None if !self.timers.recent.is_empty() => {
                     now.saturating_add(self.timers.granularity)
                 }
                 None => return,

@@ -3,9 +3,9 @@
 //! - Timeouts all have the same length, so in order of their start they are also in order of their
 //!   deadline: a FIFO is a priority queue here. It is an intrusive doubly linked list through the
 //!   slots ([`Link`], kept in each slot), so a finished attempt leaves it in O(1) and nothing stale
-//!   piles up. New entries are *unstamped*: the lane reads the clock once for many of them (see
-//!   `Engine::stamp_timeouts`) and stamps all of them with `now + timeout`; an attempt that finishes
-//!   before that never costs a clock read.
+//!   piles up. An attempt joins it only at a clock reading after it first returned `Pending` (see
+//!   `Engine::stamp_timeouts`); until then it is one entry in a plain vector of recent attempts, so
+//!   an attempt that finishes before that reading never touches the list or the clock.
 //! - Back-off deadlines are random (jitter), so they go into a binary heap; an item stays in it until
 //!   its deadline (a slot in back-off has nothing else to do), so it holds at most `limit` entries and
 //!   stops allocating once it has grown to that.
@@ -15,15 +15,19 @@ use std::collections::BinaryHeap;
 
 use super::slots::NIL;
 
-/// A slot's place in the timeout list.
+/// A slot's timeout bookkeeping: its place in the timeout list, and its current attempt's record.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Link {
     prev: usize,
     next: usize,
-    /// Nanoseconds since the clock's origin; meaningless while unstamped.
+    /// Nanoseconds since the clock's origin, while linked.
     deadline: u64,
     /// Whether the slot is in the list.
     linked: bool,
+    /// Whether the slot's current attempt has been recorded (it returned `Pending`).
+    recorded: bool,
+    /// Counts the slot's recorded attempts, so that a record of an earlier attempt is told apart.
+    generation: u32,
 }
 
 impl Default for Link {
@@ -33,6 +37,8 @@ impl Default for Link {
             next: NIL,
             deadline: 0,
             linked: false,
+            recorded: false,
+            generation: 0,
         }
     }
 }
@@ -43,23 +49,52 @@ impl Link {
     pub(crate) fn is_linked(&self) -> bool {
         self.linked
     }
+
+    /// Records the slot's current attempt, once: returns its generation the first time.
+    #[inline]
+    pub(crate) fn record(&mut self) -> Option<u32> {
+        if self.recorded {
+            return None;
+        }
+        self.recorded = true;
+        self.generation = self.generation.wrapping_add(1);
+        Some(self.generation)
+    }
+
+    /// The slot's attempt ended (the slot must not be linked any more).
+    #[inline]
+    pub(crate) fn end(&mut self) {
+        debug_assert!(!self.linked);
+        self.recorded = false;
+    }
+
+    /// Whether a record of generation `generation` is the slot's running attempt.
+    #[inline]
+    pub(crate) fn is_current(&self, generation: u32) -> bool {
+        self.recorded && self.generation == generation
+    }
 }
 
-/// Gives the list access to the links kept in the slots.
+/// Gives the list access to the links kept by slot index.
 pub(crate) trait Links {
     fn link(&mut self, index: usize) -> &mut Link;
 }
 
-/// The FIFO of running attempts with a timeout, oldest first.
+impl Links for Vec<Link> {
+    #[inline]
+    fn link(&mut self, index: usize) -> &mut Link {
+        &mut self[index]
+    }
+}
+
+/// The FIFO of running attempts with a deadline, earliest first.
 ///
-/// Invariant: entries from `head` up to (excluding) `unstamped` have deadlines in non-decreasing
-/// order; entries from `unstamped` to `tail` have none yet.
+/// Invariant: deadlines are non-decreasing from `head` to `tail` (every entry has the same timeout
+/// and entries are appended in order of their stamping).
 #[derive(Debug)]
 pub(crate) struct TimeoutList {
     head: usize,
     tail: usize,
-    /// The first unstamped entry (`NIL`: all are stamped).
-    unstamped: usize,
 }
 
 impl Default for TimeoutList {
@@ -67,73 +102,50 @@ impl Default for TimeoutList {
         TimeoutList {
             head: NIL,
             tail: NIL,
-            unstamped: NIL,
         }
     }
 }
 
 impl TimeoutList {
-    /// Appends a just-started attempt, unstamped.
-    pub(crate) fn push(&mut self, links: &mut impl Links, index: usize) {
+    /// Appends an attempt due at `deadline` (not earlier than any deadline in the list).
+    pub(crate) fn push(&mut self, links: &mut impl Links, index: usize, deadline: u64) {
         let tail = self.tail;
-        *links.link(index) = Link {
-            prev: tail,
-            next: NIL,
-            deadline: 0,
-            linked: true,
-        };
+        let link = links.link(index);
+        link.prev = tail;
+        link.next = NIL;
+        link.deadline = deadline;
+        link.linked = true;
         if tail == NIL {
             self.head = index;
         } else {
             links.link(tail).next = index;
         }
         self.tail = index;
-        if self.unstamped == NIL {
-            self.unstamped = index;
-        }
     }
 
-    /// Takes an attempt out (it finished or was dropped); a no-op if it is not in the list.
+    /// Takes an attempt out; a no-op if it is not in the list.
     pub(crate) fn remove(&mut self, links: &mut impl Links, index: usize) {
-        let link = *links.link(index);
+        let link = links.link(index);
         if !link.linked {
             return;
         }
-        links.link(index).linked = false;
-        if link.prev == NIL {
-            self.head = link.next;
+        link.linked = false;
+        let (prev, next) = (link.prev, link.next);
+        if prev == NIL {
+            self.head = next;
         } else {
-            links.link(link.prev).next = link.next;
+            links.link(prev).next = next;
         }
-        if link.next == NIL {
-            self.tail = link.prev;
+        if next == NIL {
+            self.tail = prev;
         } else {
-            links.link(link.next).prev = link.prev;
-        }
-        if self.unstamped == index {
-            self.unstamped = link.next;
+            links.link(next).prev = prev;
         }
     }
 
-    /// Whether some entries wait for their deadline.
-    pub(crate) fn has_unstamped(&self) -> bool {
-        self.unstamped != NIL
-    }
-
-    /// Gives every unstamped entry the deadline `deadline` (which is not earlier than any stamped one).
-    pub(crate) fn stamp(&mut self, links: &mut impl Links, deadline: u64) {
-        let mut cur = self.unstamped;
-        while cur != NIL {
-            let link = links.link(cur);
-            link.deadline = deadline;
-            cur = link.next;
-        }
-        self.unstamped = NIL;
-    }
-
-    /// The earliest stamped deadline.
-    pub(crate) fn earliest(&mut self, links: &mut impl Links) -> Option<u64> {
-        if self.head == NIL || self.head == self.unstamped {
+    /// The earliest deadline.
+    pub(crate) fn earliest(&self, links: &mut impl Links) -> Option<u64> {
+        if self.head == NIL {
             return None;
         }
         Some(links.link(self.head).deadline)
@@ -177,38 +189,40 @@ impl BackoffQueue {
 mod tests {
     use super::*;
 
-    struct Store(Vec<Link>);
-    impl Links for Store {
-        fn link(&mut self, index: usize) -> &mut Link {
-            &mut self.0[index]
+    #[test]
+    fn the_list_expires_in_order_and_removes_anywhere() {
+        let mut links = vec![Link::default(); 8];
+        let mut list = TimeoutList::default();
+        for i in 0..4 {
+            list.push(&mut links, i, 100);
         }
+        list.push(&mut links, 4, 200);
+        list.remove(&mut links, 1);
+        list.remove(&mut links, 1); // twice is a no-op
+        assert_eq!(list.earliest(&mut links), Some(100));
+        assert_eq!(list.pop_expired(&mut links, 99), None);
+        assert_eq!(list.pop_expired(&mut links, 100), Some(0));
+        assert_eq!(list.pop_expired(&mut links, 100), Some(2));
+        list.remove(&mut links, 3);
+        assert_eq!(list.pop_expired(&mut links, 199), None);
+        assert_eq!(list.pop_expired(&mut links, 250), Some(4));
+        assert_eq!(list.earliest(&mut links), None);
+        list.push(&mut links, 5, 300);
+        list.remove(&mut links, 5);
+        assert_eq!(list.earliest(&mut links), None);
     }
 
     #[test]
-    fn unstamped_entries_never_expire_and_removal_is_anywhere() {
-        let mut store = Store(vec![Link::default(); 8]);
-        let mut list = TimeoutList::default();
-        for i in 0..4 {
-            list.push(&mut store, i);
-        }
-        assert_eq!(list.pop_expired(&mut store, u64::MAX), None);
-        list.stamp(&mut store, 100);
-        list.push(&mut store, 4); // started later: unstamped
-        list.remove(&mut store, 1);
-        list.remove(&mut store, 1); // twice is a no-op
-        assert_eq!(list.earliest(&mut store), Some(100));
-        assert_eq!(list.pop_expired(&mut store, 99), None);
-        assert_eq!(list.pop_expired(&mut store, 100), Some(0));
-        assert_eq!(list.pop_expired(&mut store, 100), Some(2));
-        list.remove(&mut store, 3);
-        assert_eq!(list.pop_expired(&mut store, u64::MAX), None); // 4 is unstamped
-        assert!(list.has_unstamped());
-        list.stamp(&mut store, 200);
-        assert_eq!(list.pop_expired(&mut store, 250), Some(4));
-        assert_eq!(list.earliest(&mut store), None);
-        list.push(&mut store, 5);
-        list.remove(&mut store, 5);
-        assert!(!list.has_unstamped());
+    fn records_tell_attempts_apart() {
+        let mut link = Link::default();
+        let first = link.record().unwrap();
+        assert_eq!(link.record(), None); // once per attempt
+        assert!(link.is_current(first));
+        link.end();
+        assert!(!link.is_current(first));
+        let second = link.record().unwrap();
+        assert!(!link.is_current(first));
+        assert!(link.is_current(second));
     }
 
     #[test]
