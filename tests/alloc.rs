@@ -1,0 +1,381 @@
+//! "Per item in steady state: no heap allocation" (API.md section 8), as a test.
+//!
+//! A counting `#[global_allocator]` counts the allocations made on the current thread while
+//! counting is switched on there (so the test harness's other threads cannot pollute a count).
+//! Driving 110_000 items through a lane must allocate no more than driving 10_000 with the same
+//! limit: the fixed costs (slots, queues) are the same for both, so any allocation per item shows up
+//! as a difference of about 100_000. A control run shows that the counter sees the per-item
+//! allocations of futures-util's `buffer_unordered`, so the test cannot pass vacuously.
+//! Anchor: futures-buffered `tests/alloc.rs`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::future::Future;
+use std::ops::Range;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures::future::Either;
+use futures::stream::{self, Stream, StreamExt};
+use futures_test::stream::{InterleavePending, StreamTestExt};
+use tasklane::prelude::*;
+use tasklane::Lane;
+
+// ---------------------------------------------------------------------------------------------
+// The counting allocator
+// ---------------------------------------------------------------------------------------------
+
+thread_local! {
+    /// Whether allocations on this thread are being counted.
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    /// Allocations counted on this thread.
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Wraps `System`, counting `alloc`, `alloc_zeroed` and `realloc` calls on threads that opted in.
+struct Counting;
+
+impl Counting {
+    fn note(&self) {
+        // `try_with`: the thread-locals may be gone while a thread shuts down. Both are `const`
+        // initialized `Cell`s without destructors, so touching them never allocates.
+        if COUNTING.try_with(Cell::get).unwrap_or(false) {
+            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        }
+    }
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged; counting only
+// touches thread-local `Cell`s and never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        self.note();
+        // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        self.note();
+        // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::alloc_zeroed`'s contract.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        self.note();
+        // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::realloc`'s contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::dealloc`'s contract.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Runs `f` on this thread and returns the allocations it made here, and its result.
+fn count_allocations<R>(f: impl FnOnce() -> R) -> (usize, R) {
+    struct Off;
+    impl Drop for Off {
+        fn drop(&mut self) {
+            COUNTING.with(|c| c.set(false));
+        }
+    }
+    let before = ALLOCATIONS.with(Cell::get);
+    COUNTING.with(|c| c.set(true));
+    let off = Off; // switches counting off even if `f` panics
+    let result = f();
+    drop(off);
+    (ALLOCATIONS.with(Cell::get) - before, result)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Driving a stream
+// ---------------------------------------------------------------------------------------------
+
+/// Polls `stream` to the end with a no-op waker, re-polling at once on `Pending` (every future here
+/// is ready or wakes itself). Returns (outputs, sum of outputs) without storing them.
+fn drain<S: Stream<Item = u64> + Unpin>(mut stream: S) -> (u64, u64) {
+    let waker = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    let (mut count, mut sum) = (0, 0);
+    loop {
+        match stream.poll_next_unpin(&mut cx) {
+            Poll::Ready(Some(x)) => {
+                count += 1;
+                sum += x;
+            }
+            Poll::Ready(None) => return (count, sum),
+            Poll::Pending => {}
+        }
+    }
+}
+
+/// A future that returns `Pending` once (after waking itself), then its value.
+struct YieldOnce {
+    value: u64,
+    yielded: bool,
+}
+
+fn yield_once(value: u64) -> YieldOnce {
+    YieldOnce {
+        value,
+        yielded: false,
+    }
+}
+
+impl Future for YieldOnce {
+    type Output = u64;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
+        if self.yielded {
+            return Poll::Ready(self.value);
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Work {
+    /// `async move { x }`: ready at the first poll.
+    Ready,
+    /// Pending once (waking itself), then ready.
+    YieldOnce,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Terminal {
+    MapAsync,
+    Run,
+}
+
+/// The shape of the input stream.
+#[derive(Debug, Clone, Copy)]
+enum Input {
+    /// Always ready: every freed slot is refilled at once.
+    Ready,
+    /// `Pending` (waking itself) before every item: freed slots wait on the free list.
+    PendingBetween,
+}
+
+type Numbers = Either<stream::Iter<Range<u64>>, InterleavePending<stream::Iter<Range<u64>>>>;
+
+fn numbers(n: u64, input: Input) -> Numbers {
+    match input {
+        Input::Ready => Either::Left(stream::iter(0..n)),
+        Input::PendingBetween => Either::Right(stream::iter(0..n).interleave_pending()),
+    }
+}
+
+fn maybe_ordered<St>(lane: Lane<St>, ordered: bool) -> Lane<St> {
+    if ordered {
+        lane.ordered()
+    } else {
+        lane
+    }
+}
+
+/// One lane configuration.
+#[derive(Debug, Clone, Copy)]
+struct Case {
+    limit: usize,
+    ordered: bool,
+    work: Work,
+    terminal: Terminal,
+    input: Input,
+}
+
+/// Drives `n` items through a lane and returns the allocations that took, the lane's construction
+/// and drop included. Checks that every item came out.
+fn lane_allocations(n: u64, case: Case) -> usize {
+    let Case {
+        limit,
+        ordered,
+        work,
+        terminal,
+        input,
+    } = case;
+    let (allocations, (count, sum)) = count_allocations(|| {
+        let source = numbers(n, input);
+        match (work, terminal) {
+            (Work::Ready, Terminal::MapAsync) => {
+                drain(maybe_ordered(source.lane(limit), ordered).map_async(|x| async move { x }))
+            }
+            (Work::YieldOnce, Terminal::MapAsync) => {
+                drain(maybe_ordered(source.lane(limit), ordered).map_async(yield_once))
+            }
+            (Work::Ready, Terminal::Run) => {
+                drain(maybe_ordered(source.map(|x| async move { x }).lane(limit), ordered).run())
+            }
+            (Work::YieldOnce, Terminal::Run) => {
+                drain(maybe_ordered(source.map(yield_once).lane(limit), ordered).run())
+            }
+        }
+    });
+    assert_eq!(count, n, "{case:?}: outputs");
+    assert_eq!(sum, n * (n - 1) / 2, "{case:?}: sum of outputs");
+    allocations
+}
+
+const SMALL: u64 = 10_000;
+const LARGE: u64 = 110_000;
+
+fn limits() -> &'static [usize] {
+    &[1, 16, 256, 4096]
+}
+
+/// `allocs(110_000) <= allocs(10_000)`, exactly, for every limit, both terminals and both inputs.
+fn assert_no_allocation_per_item(ordered: bool, work: Work) {
+    for &limit in limits() {
+        for terminal in [Terminal::MapAsync, Terminal::Run] {
+            for input in [Input::Ready, Input::PendingBetween] {
+                let case = Case {
+                    limit,
+                    ordered,
+                    work,
+                    terminal,
+                    input,
+                };
+                let small = lane_allocations(SMALL, case);
+                let large = lane_allocations(LARGE, case);
+                assert!(
+                    large <= small,
+                    "{case:?}: {large} allocations for {LARGE} items but {small} for {SMALL}: \
+                     the lane allocates per item"
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn the_counter_counts_this_threads_allocations() {
+    let (n, boxed) = count_allocations(|| Box::new(7u64));
+    assert_eq!(n, 1);
+    drop(boxed);
+    let (n, v) = count_allocations(|| {
+        let mut v = Vec::with_capacity(1);
+        v.extend(0..100u64); // one allocation, then reallocations
+        v
+    });
+    assert!(n >= 2, "{n}");
+    drop(v);
+    let (n, ()) = count_allocations(|| {});
+    assert_eq!(n, 0);
+}
+
+/// Control: futures-util's `buffer_unordered` and `buffered` allocate per item (one task node per
+/// future in `FuturesUnordered`), and the counter sees it. Without this the lane tests could pass
+/// with a counter that counts nothing.
+#[test]
+#[cfg_attr(miri, ignore = "drives 240_000 items")]
+fn control_futures_util_allocates_per_item_and_the_counter_sees_it() {
+    let buffer_unordered = |n: u64| {
+        let (allocations, (count, _)) = count_allocations(|| {
+            drain(
+                stream::iter(0..n)
+                    .map(|x| async move { x })
+                    .buffer_unordered(16),
+            )
+        });
+        assert_eq!(count, n);
+        allocations
+    };
+    let buffered = |n: u64| {
+        let (allocations, (count, _)) =
+            count_allocations(|| drain(stream::iter(0..n).map(|x| async move { x }).buffered(16)));
+        assert_eq!(count, n);
+        allocations
+    };
+    for (name, allocations) in [
+        (
+            "buffer_unordered",
+            &buffer_unordered as &dyn Fn(u64) -> usize,
+        ),
+        ("buffered", &buffered),
+    ] {
+        let (small, large) = (allocations(SMALL), allocations(LARGE));
+        assert!(
+            large >= small + (LARGE - SMALL) as usize,
+            "{name}: {large} allocations for {LARGE} items, {small} for {SMALL}: the counter \
+             should see at least one allocation per item"
+        );
+    }
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "drives 2 million items")]
+fn ready_futures_unordered_allocate_nothing_per_item() {
+    assert_no_allocation_per_item(false, Work::Ready);
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "drives 2 million items")]
+fn ready_futures_ordered_allocate_nothing_per_item() {
+    assert_no_allocation_per_item(true, Work::Ready);
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "drives 2 million items")]
+fn yield_once_futures_unordered_allocate_nothing_per_item() {
+    assert_no_allocation_per_item(false, Work::YieldOnce);
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "drives 2 million items")]
+fn yield_once_futures_ordered_allocate_nothing_per_item() {
+    assert_no_allocation_per_item(true, Work::YieldOnce);
+}
+
+/// The fixed cost is small and does not grow with the item count: a lane of limit 16 allocates a
+/// handful of times in all (its shared state, one chunk of slots with their wakers, its queues).
+#[test]
+#[cfg_attr(miri, ignore = "drives 110_000 items")]
+fn a_lane_allocates_only_a_fixed_handful() {
+    for ordered in [false, true] {
+        let case = Case {
+            limit: 16,
+            ordered,
+            work: Work::YieldOnce,
+            terminal: Terminal::MapAsync,
+            input: Input::Ready,
+        };
+        let n = lane_allocations(LARGE, case);
+        // 1 shared state + 16 slot wakers + 1 chunk + chunk list + free list + queue (with growth).
+        assert!(
+            n <= 64,
+            "ordered: {ordered}: {n} allocations for a lane of limit 16"
+        );
+    }
+}
+
+/// `lane(usize::MAX)` allocates nothing up front: building the lane and its output stream, and
+/// dropping them unpolled, costs what it costs with `lane(1)`, whatever the limit.
+#[test]
+fn an_unbounded_lane_allocates_nothing_up_front() {
+    let unpolled = |limit: usize| {
+        count_allocations(|| {
+            let out = (0..10u64).lane(limit).map_async(yield_once);
+            drop(out);
+            let out = (0..10u64).map(yield_once).lane(limit).ordered().run();
+            drop(out);
+        })
+        .0
+    };
+    let one = unpolled(1);
+    assert!(
+        one <= 4,
+        "{one} allocations for two unpolled lanes of limit 1"
+    );
+    for limit in [1 << 20, usize::MAX] {
+        assert_eq!(unpolled(limit), one, "limit {limit}");
+    }
+}
