@@ -171,4 +171,4 @@ pub use error::Error;
 pub use ext::{IterLaneExt, LaneExt};
 pub use iter::Iter;
 pub use lane::Lane;
-pub use stream::LaneStream;
+pub use stream::{LaneStream, MapAsync, Run};

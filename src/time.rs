@@ -163,6 +163,8 @@ mod manual {
         now: u64,
         /// Armed sleeps: (id, deadline, waker of the last poll).
         sleepers: Vec<(u64, u64, Option<Waker>)>,
+        /// An empty vector kept for `advance`, so that it does not allocate each time.
+        spare: Vec<Waker>,
         next_id: u64,
     }
 
@@ -196,19 +198,28 @@ mod manual {
         /// assert_eq!(clock.elapsed(), std::time::Duration::from_millis(10));
         /// ```
         pub fn advance(&self, by: Duration) {
-            let wakers: Vec<Waker> = {
+            // The wakers are woken outside the lock, from a vector kept for reuse (no allocation
+            // per call once it has grown).
+            let mut wakers = {
                 let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
                 inner.now = inner.now.saturating_add(crate::backoff::nanos(by));
                 let now = inner.now;
-                inner
-                    .sleepers
-                    .iter_mut()
-                    .filter(|(_, deadline, _)| *deadline <= now)
-                    .filter_map(|(_, _, waker)| waker.take())
-                    .collect()
+                let mut wakers = std::mem::take(&mut inner.spare);
+                wakers.extend(
+                    inner
+                        .sleepers
+                        .iter_mut()
+                        .filter(|(_, deadline, _)| *deadline <= now)
+                        .filter_map(|(_, _, waker)| waker.take()),
+                );
+                wakers
             };
-            for waker in wakers {
+            for waker in wakers.drain(..) {
                 waker.wake();
+            }
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            if inner.spare.capacity() < wakers.capacity() {
+                inner.spare = wakers;
             }
         }
 

@@ -14,11 +14,13 @@ use std::future::Future;
 use std::ops::Range;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures::future::Either;
 use futures::stream::{self, Stream, StreamExt};
 use futures_test::stream::{InterleavePending, StreamTestExt};
 use tasklane::prelude::*;
+use tasklane::time::ManualClock;
 use tasklane::Lane;
 
 // ---------------------------------------------------------------------------------------------
@@ -377,5 +379,121 @@ fn an_unbounded_lane_allocates_nothing_up_front() {
     );
     for limit in [1 << 20, usize::MAX] {
         assert_eq!(unpolled(limit), one, "limit {limit}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timeouts and retries
+// ---------------------------------------------------------------------------------------------
+
+/// Like [`drain`] for lanes whose items are `Result`s, moving a manual clock by `step` whenever the
+/// lane is pending with nothing ready (so back-offs end without real sleeping).
+fn drain_results<S, E>(mut stream: S, clock: Option<(&ManualClock, Duration)>) -> (u64, u64)
+where
+    S: Stream<Item = Result<u64, tasklane::Error<E>>> + Unpin,
+{
+    let waker = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    let (mut count, mut sum) = (0, 0);
+    loop {
+        match stream.poll_next_unpin(&mut cx) {
+            Poll::Ready(Some(Ok(x))) => {
+                count += 1;
+                sum += x;
+            }
+            Poll::Ready(Some(Err(e))) => panic!("an item failed after {} attempts", e.attempts()),
+            Poll::Ready(None) => return (count, sum),
+            Poll::Pending => {
+                if let Some((clock, step)) = clock {
+                    clock.advance(step);
+                }
+            }
+        }
+    }
+}
+
+/// A `.timeout(60 s)` that never fires costs no allocation per item (its attempts finish long
+/// before it), ready and yield-once futures, both orders, on the real timer.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_timeout_that_never_fires_allocates_nothing_per_item() {
+    let timeout = Duration::from_secs(60);
+    for &limit in limits() {
+        for ordered in [false, true] {
+            for work in [Work::Ready, Work::YieldOnce] {
+                let run = |n: u64| {
+                    let (allocations, (count, sum)) = count_allocations(|| {
+                        let lane = maybe_ordered(stream::iter(0..n).lane(limit), ordered);
+                        let lane = lane.timeout::<()>(timeout);
+                        match work {
+                            Work::Ready => {
+                                drain_results(lane.map_async(|x| async move { Ok(x) }), None)
+                            }
+                            Work::YieldOnce => drain_results(
+                                lane.map_async(|x| async move { Ok(yield_once(x).await) }),
+                                None,
+                            ),
+                        }
+                    });
+                    assert_eq!((count, sum), (n, n * (n - 1) / 2));
+                    allocations
+                };
+                let (small, large) = (run(SMALL), run(LARGE));
+                assert!(
+                    large <= small,
+                    "limit {limit}, ordered {ordered}, {work:?}: {large} allocations for {LARGE} \
+                     items with a timeout but {small} for {SMALL}"
+                );
+            }
+        }
+    }
+}
+
+/// Retries that succeed on the second attempt, after a real back-off through the lane's timer (on
+/// the manual clock), cost no allocation per item: the item waits in its slot and in the lane's
+/// back-off heap, which stops growing at `limit` entries.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn retries_that_succeed_on_the_second_attempt_allocate_nothing_per_item() {
+    // One flag per item, made before counting: "has this item failed once already?"
+    let failed: Vec<Cell<bool>> = (0..LARGE).map(|_| Cell::new(false)).collect();
+    for &limit in limits() {
+        for ordered in [false, true] {
+            for backoff in [Duration::ZERO, Duration::from_millis(1)] {
+                let run = |n: u64| {
+                    failed.iter().for_each(|f| f.set(false));
+                    let clock = ManualClock::new();
+                    let (allocations, (count, sum)) = count_allocations(|| {
+                        let lane = maybe_ordered(stream::iter(0..n).lane(limit), ordered)
+                            .with_clock(&clock)
+                            .retry(3)
+                            .backoff(tasklane::Backoff::constant(backoff));
+                        let stream = lane.map_async(|x: u64| {
+                            let second = failed[x as usize].replace(true);
+                            async move {
+                                if second {
+                                    Ok(x)
+                                } else {
+                                    Err(())
+                                }
+                            }
+                        });
+                        drain_results(stream, Some((&clock, backoff)))
+                    });
+                    assert_eq!((count, sum), (n, n * (n - 1) / 2));
+                    assert!(
+                        failed[..n as usize].iter().all(Cell::get),
+                        "every item failed once"
+                    );
+                    allocations
+                };
+                let (small, large) = (run(SMALL), run(LARGE));
+                assert!(
+                    large <= small,
+                    "limit {limit}, ordered {ordered}, back-off {backoff:?}: {large} allocations \
+                     for {LARGE} retried items but {small} for {SMALL}"
+                );
+            }
+        }
     }
 }

@@ -40,7 +40,7 @@ trait LaneStream: Stream + FusedStream {
     fn in_progress(&self) -> usize;
 }
 
-impl<St, Fut, F> LaneStream for MapAsync<St, Fut, F>
+impl<St, Fut, F> LaneStream for MapAsync<St, F>
 where
     St: Stream,
     Fut: Future,

@@ -692,7 +692,7 @@ fn public_types_are_send_sync_unpin_when_their_parts_are() {
     assert_send_sync_unpin::<Items>();
     assert_send_sync_unpin::<Lane<Items>>();
     assert_send_sync_unpin::<Lane<stream::Iter<std::ops::Range<u8>>>>();
-    assert_send_sync_unpin::<MapAsync<Items, Ready, F>>();
+    assert_send_sync_unpin::<MapAsync<Items, F>>();
     assert_send_sync_unpin::<Run<Iter<std::vec::IntoIter<Ready>>>>();
     assert_send_sync_unpin::<Run<stream::Iter<std::vec::IntoIter<Ready>>>>();
 
@@ -700,20 +700,20 @@ fn public_types_are_send_sync_unpin_when_their_parts_are() {
     type Receiving =
         futures::future::Map<oneshot::Receiver<u8>, fn(Result<u8, oneshot::Canceled>) -> u8>;
     assert_send::<Run<Iter<std::vec::IntoIter<Receiving>>>>();
-    assert_send::<MapAsync<mpsc::Receiver<u8>, Ready, F>>();
+    assert_send::<MapAsync<mpsc::Receiver<u8>, F>>();
     assert_send::<Lane<mpsc::Receiver<u8>>>();
 
     // The in-flight futures live in the lane's own pinned slots, so the output stream is Unpin even
     // when the futures are not (`stream.next().await` needs no `pin!`, as the `in_progress` doctests
     // rely on); only the input's own `Unpin` counts.
-    assert_unpin::<MapAsync<Items, Pinned, fn(u8) -> Pinned>>();
+    assert_unpin::<MapAsync<Items, fn(u8) -> Pinned>>();
     assert_unpin::<Run<Iter<std::vec::IntoIter<Pinned>>>>();
-    assert_send_sync_unpin::<MapAsync<Items, Pinned, fn(u8) -> Pinned>>();
+    assert_send_sync_unpin::<MapAsync<Items, fn(u8) -> Pinned>>();
     // `Iter` is Unpin whatever the iterator (it is never pinned).
     assert_unpin::<Iter<std::iter::Once<PhantomPinned>>>();
     // Sync with Sync parts, input not Unpin.
     assert_send::<Lane<PinnedStream>>();
-    assert_sync::<MapAsync<PinnedStream, Ready, F>>();
+    assert_sync::<MapAsync<PinnedStream, F>>();
     assert_send::<Run<stream::Iter<std::vec::IntoIter<Pinned>>>>();
 
     // Real async blocks and closures.

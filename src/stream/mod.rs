@@ -8,6 +8,40 @@ use futures_core::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
 use crate::engine::{Engine, Mode};
+use crate::mode::{Identity, MapFn, Plain, Task};
+
+/// The stream that [`map_async`](crate::Lane::map_async) returns, for a lane of kind `P`.
+///
+/// ```
+/// use futures::stream::{self, Iter, StreamExt};
+/// use tasklane::{prelude::*, MapAsync};
+///
+/// fn doubled(items: Vec<u32>) -> MapAsync<Iter<std::vec::IntoIter<u32>>, fn(u32) -> std::future::Ready<u32>> {
+///     stream::iter(items).lane(4).map_async(|x| std::future::ready(x * 2))
+/// }
+/// # futures::executor::block_on(async {
+/// let mut out: Vec<u32> = doubled(vec![1, 2]).collect().await;
+/// out.sort_unstable();
+/// assert_eq!(out, [2, 4]);
+/// # });
+/// ```
+pub type MapAsync<St, F, P = Plain> = LaneStream<St, Task<MapFn<F, <St as Stream>::Item>, P>>;
+
+/// The stream that [`run`](crate::Lane::run) returns, for a lane of kind `P`.
+///
+/// ```
+/// use futures::StreamExt;
+/// use tasklane::{prelude::*, Iter, Run};
+///
+/// fn run_all(jobs: Vec<std::future::Ready<u8>>) -> Run<Iter<std::vec::IntoIter<std::future::Ready<u8>>>> {
+///     jobs.lane(2).run()
+/// }
+/// # futures::executor::block_on(async {
+/// let out: Vec<u8> = run_all(vec![std::future::ready(7)]).collect().await;
+/// assert_eq!(out, [7]);
+/// # });
+/// ```
+pub type Run<St, P = Plain> = LaneStream<St, Task<Identity<<St as Stream>::Item>, P>>;
 
 pin_project! {
     /// Stream for the [`map_async`](crate::Lane::map_async) and [`run`](crate::Lane::run) methods.
