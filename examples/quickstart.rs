@@ -1,64 +1,109 @@
-//! Fans out 40 simulated fetches with at most 8 in flight, prints each result as it completes, then
-//! runs the same work again with results in input order.
+//! Fans out 40 simulated fetches with at most 8 in flight, retrying transient failures and giving
+//! each attempt a deadline, and prints each outcome as it completes; then runs 10 of them again with
+//! results in input order.
 //!
 //! Run it with `cargo run --example quickstart`.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use tasklane::prelude::*;
+use tasklane::{prelude::*, Backoff};
 
-/// Stands in for an HTTP request: takes 10 to 60 ms, fails for every 13th id.
-async fn fetch(id: u64, in_flight: &AtomicUsize, peak: &AtomicUsize) -> Result<usize, String> {
-    let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-    peak.fetch_max(now, Ordering::SeqCst);
-    futures_timer::Delay::new(Duration::from_millis(10 + (id * 37) % 50)).await;
-    in_flight.fetch_sub(1, Ordering::SeqCst);
-    if id % 13 == 12 {
-        Err(format!("item {id}: server said 503"))
-    } else {
-        Ok((id as usize * 7919) % 10_000)
+/// What our stand-in server does wrong.
+#[derive(Debug)]
+enum FetchError {
+    /// Fails once, works when asked again.
+    Unavailable,
+    /// Never works.
+    NotFound,
+}
+
+/// The shared state of the demo: concurrency gauge and which items already failed once.
+struct Server {
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
+    attempts: AtomicUsize,
+    failed_once: Mutex<HashSet<u64>>,
+}
+
+impl Server {
+    /// Stands in for an HTTP request: takes 10 to 60 ms (item 7 hangs for 2 s on its first try);
+    /// every 5th item fails once with 503, every 13th is a 404.
+    async fn fetch(&self, id: u64) -> Result<usize, FetchError> {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        // Leaves the gauge when the attempt ends, also when a timeout drops it mid-way.
+        struct Leave<'a>(&'a AtomicUsize);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let _leave = Leave(&self.in_flight);
+        let first_try = self.failed_once.lock().unwrap().insert(id);
+        let ms = if id == 7 && first_try { 2_000 } else { 10 + (id * 37) % 50 };
+        futures_timer::Delay::new(Duration::from_millis(ms)).await;
+        match id {
+            _ if id % 13 == 12 => Err(FetchError::NotFound),
+            _ if id % 5 == 4 && first_try => Err(FetchError::Unavailable),
+            _ => Ok((id as usize * 7919) % 10_000),
+        }
     }
 }
 
 fn main() {
     futures::executor::block_on(async {
-        let in_flight = AtomicUsize::new(0);
-        let peak = AtomicUsize::new(0);
+        let server = Server {
+            in_flight: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            attempts: AtomicUsize::new(0),
+            failed_once: Mutex::new(HashSet::new()),
+        };
         let started = Instant::now();
 
-        println!("40 fetches, at most 8 at once, printed as they complete:");
-        let mut outcomes = (0..40u64).lane(8).map_async(|id| {
-            let (in_flight, peak) = (&in_flight, &peak);
-            async move { (id, fetch(id, in_flight, peak).await) }
-        });
+        println!("40 fetches, at most 8 at once, 2 retries, 300 ms per attempt, as they complete:");
+        let mut outcomes = (0..40u64)
+            .lane(8)
+            .retry(2)
+            .backoff(Backoff::exponential(Duration::from_millis(20)))
+            .retry_if(|e| !matches!(e.inner(), Some(FetchError::NotFound)))
+            .timeout(Duration::from_millis(300))
+            .map_async(|id| {
+                let server = &server;
+                async move { server.fetch(id).await.map(|bytes| (id, bytes)) }
+            });
         let (mut ok, mut failed) = (0, 0);
-        while let Some((id, outcome)) = outcomes.next().await {
+        while let Some(outcome) = outcomes.next().await {
+            let at = started.elapsed();
             match outcome {
-                Ok(bytes) => {
+                Ok((id, bytes)) => {
                     ok += 1;
-                    println!("  {:>6.1?} item {id:>2}: {bytes} bytes", started.elapsed());
+                    println!("  {at:>6.1?} item {id:>2}: {bytes} bytes");
                 }
                 Err(e) => {
                     failed += 1;
-                    println!("  {:>6.1?} {e}", started.elapsed());
+                    println!("  {at:>6.1?} {e} ({:?})", e.inner());
                 }
             }
         }
         println!(
-            "done: {ok} ok, {failed} failed, peak concurrency {} (limit 8), {:.0?} in all",
-            peak.load(Ordering::SeqCst),
+            "done: {ok} ok, {failed} failed, {} attempts, peak concurrency {} (limit 8), {:.0?} in all",
+            server.attempts.load(Ordering::SeqCst),
+            server.peak.load(Ordering::SeqCst),
             started.elapsed()
         );
 
-        let in_order: Vec<Result<usize, String>> = (0..10u64)
+        let in_order: Vec<Result<usize, FetchError>> = (0..10u64)
             .lane(4)
             .ordered()
-            .map_async(|id| fetch(id, &in_flight, &peak))
+            .map_async(|id| server.fetch(id))
             .collect()
             .await;
-        println!("\nthe first 10 again, at most 4 at once, in input order:");
+        println!("\nthe first 10 again, at most 4 at once, no retry, in input order:");
         for (id, outcome) in in_order.iter().enumerate() {
             println!("  item {id}: {outcome:?}");
         }

@@ -539,6 +539,7 @@ fn measured_backoffs(backoff: Backoff, retries: u32) -> Vec<Duration> {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // steps the clock by 1 µs: too many polls for Miri
 fn rt_09_lane_sleeps_seeded_jitter_within_bands_and_reproducibly() {
     let us = Duration::from_micros(1);
     for jitter in [Jitter::Full, Jitter::Equal, Jitter::Decorrelated] {
@@ -740,6 +741,7 @@ enum Http {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // steps the clock by 100 µs: too many polls for Miri
 fn rt_12_retry_after_hint_replaces_the_backoff_and_is_capped_at_max_delay() {
     for ordered in [false, true] {
         let clock = ManualClock::new();
