@@ -45,7 +45,11 @@ impl Server {
         }
         let _leave = Leave(&self.in_flight);
         let first_try = self.failed_once.lock().unwrap().insert(id);
-        let ms = if id == 7 && first_try { 2_000 } else { 10 + (id * 37) % 50 };
+        let ms = if id == 7 && first_try {
+            2_000
+        } else {
+            10 + (id * 37) % 50
+        };
         futures_timer::Delay::new(Duration::from_millis(ms)).await;
         match id {
             _ if id % 13 == 12 => Err(FetchError::NotFound),

@@ -519,17 +519,19 @@ impl<M: Mode> Engine<M> {
     where
         P: FnMut(&mut Context<'_>) -> Poll<Option<M::Item>>,
     {
-        let index = if self.ordered {
+        let (index, output) = if self.ordered {
             let &front = self.queue.front()?;
-            if !self.arena.is_done(front) {
-                return None;
-            }
+            let output = self.arena.take_output(front)?;
             self.queue.pop_front();
-            front
+            (front, output)
         } else {
-            self.queue.pop_front()?
+            let index = self.queue.pop_front()?;
+            let output = self.arena.take_output(index);
+            (
+                index,
+                output.expect("tasklane: a slot in the done queue holds an output"),
+            )
         };
-        let output = self.arena.take_output(index);
         self.occupied -= 1;
         if !self.input_done {
             match pull(cx) {

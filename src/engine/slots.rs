@@ -267,25 +267,17 @@ impl<Fut: Future, O, M: Default> Arena<Fut, O, M> {
         }
     }
 
-    /// Whether the slot holds a finished output.
+    /// Takes a finished output out, leaving the slot empty; `None` (and the slot untouched) when the
+    /// slot has no output yet.
     #[inline]
-    pub(crate) fn is_done(&mut self, index: usize) -> bool {
-        matches!(self.slot(index).state, State::Done(_))
-    }
-
-    /// Takes a finished output out, leaving the slot empty.
-    ///
-    /// NOTE: the caller checked `is_done` (or saw `poll` return `Ready`) first.
-    #[inline]
-    pub(crate) fn take_output(&mut self, index: usize) -> O {
+    pub(crate) fn take_output(&mut self, index: usize) -> Option<O> {
         let slot = self.slot(index);
-        assert!(
-            matches!(slot.state, State::Done(_)),
-            "tasklane: slot {index} has no output to take"
-        );
+        if !matches!(slot.state, State::Done(_)) {
+            return None;
+        }
         // Only `Done` is moved out here, never a pinned `Running` future.
         match std::mem::replace(&mut slot.state, State::Empty) {
-            State::Done(output) => output,
+            State::Done(output) => Some(output),
             _ => unreachable!(),
         }
     }
