@@ -26,8 +26,6 @@ pub(crate) struct Link {
     linked: bool,
     /// Whether the slot's current attempt has been recorded (it returned `Pending`).
     recorded: bool,
-    /// Counts the slot's recorded attempts, so that a record of an earlier attempt is told apart.
-    generation: u32,
 }
 
 impl Default for Link {
@@ -38,7 +36,6 @@ impl Default for Link {
             deadline: 0,
             linked: false,
             recorded: false,
-            generation: 0,
         }
     }
 }
@@ -50,15 +47,10 @@ impl Link {
         self.linked
     }
 
-    /// Records the slot's current attempt, once: returns its generation the first time.
+    /// Records the slot's current attempt: `true` the first time for this attempt.
     #[inline]
-    pub(crate) fn record(&mut self) -> Option<u32> {
-        if self.recorded {
-            return None;
-        }
-        self.recorded = true;
-        self.generation = self.generation.wrapping_add(1);
-        Some(self.generation)
+    pub(crate) fn record(&mut self) -> bool {
+        !std::mem::replace(&mut self.recorded, true)
     }
 
     /// The slot's attempt ended (the slot must not be linked any more).
@@ -68,10 +60,14 @@ impl Link {
         self.recorded = false;
     }
 
-    /// Whether a record of generation `generation` is the slot's running attempt.
+    /// Whether the slot has a recorded attempt that is not in the list yet.
+    ///
+    /// NOTE: a record made for an earlier attempt of the slot may find the slot's *current* attempt
+    /// here; that attempt was recorded after the last stamping too (records are emptied at every
+    /// stamping), so stamping it now gives it the same deadline its own record would.
     #[inline]
-    pub(crate) fn is_current(&self, generation: u32) -> bool {
-        self.recorded && self.generation == generation
+    pub(crate) fn awaits_stamp(&self) -> bool {
+        self.recorded && !self.linked
     }
 }
 
@@ -213,16 +209,18 @@ mod tests {
     }
 
     #[test]
-    fn records_tell_attempts_apart() {
-        let mut link = Link::default();
-        let first = link.record().unwrap();
-        assert_eq!(link.record(), None); // once per attempt
-        assert!(link.is_current(first));
-        link.end();
-        assert!(!link.is_current(first));
-        let second = link.record().unwrap();
-        assert!(!link.is_current(first));
-        assert!(link.is_current(second));
+    fn an_attempt_is_recorded_once_and_stamped_once() {
+        let mut links = vec![Link::default(); 2];
+        assert!(links[0].record());
+        assert!(!links[0].record()); // once per attempt
+        assert!(links[0].awaits_stamp());
+        let mut list = TimeoutList::default();
+        list.push(&mut links, 0, 10);
+        assert!(!links[0].awaits_stamp()); // stamped
+        list.remove(&mut links, 0);
+        links[0].end();
+        assert!(!links[0].awaits_stamp());
+        assert!(links[0].record()); // the next attempt
     }
 
     #[test]
