@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::future::Future;
-use std::marker::PhantomData;
 use std::time::Duration;
 
 use futures_core::Stream;
@@ -151,15 +150,20 @@ impl<St> Lane<St> {
 }
 
 impl<St, P> Lane<St, P> {
-    fn with_policy<Q>(self, policy: Q) -> Lane<St, Q> {
+    /// The same lane with its kind changed by `f` (the one place that rebuilds a `Lane`).
+    fn map_policy<Q>(self, f: impl FnOnce(P) -> Q) -> Lane<St, Q> {
         Lane {
             stream: self.stream,
             limit: self.limit,
             ordered: self.ordered,
             timeout: self.timeout,
             clock: self.clock,
-            policy,
+            policy: f(self.policy),
         }
+    }
+
+    fn with_policy<Q>(self, policy: Q) -> Lane<St, Q> {
+        self.map_policy(|_| policy)
     }
 
     #[track_caller]
@@ -520,23 +524,7 @@ impl<St, E, R, H> Lane<St, Retrying<E, R, H>> {
     where
         R2: FnMut(&Error<E>) -> bool,
     {
-        let p = self.policy;
-        let policy = Retrying {
-            retries: p.retries,
-            backoff: p.backoff,
-            retry_if,
-            retry_after: p.retry_after,
-            rng: None,
-            _error: PhantomData,
-        };
-        Lane {
-            stream: self.stream,
-            limit: self.limit,
-            ordered: self.ordered,
-            timeout: self.timeout,
-            clock: self.clock,
-            policy,
-        }
+        self.map_policy(|p| p.with_retry_if(retry_if))
     }
 
     /// A delay that the error itself asks for (an HTTP `Retry-After`), used instead of the back-off
@@ -554,23 +542,7 @@ impl<St, E, R, H> Lane<St, Retrying<E, R, H>> {
     where
         H2: FnMut(&E) -> Option<Duration>,
     {
-        let p = self.policy;
-        let policy = Retrying {
-            retries: p.retries,
-            backoff: p.backoff,
-            retry_if: p.retry_if,
-            retry_after,
-            rng: None,
-            _error: PhantomData,
-        };
-        Lane {
-            stream: self.stream,
-            limit: self.limit,
-            ordered: self.ordered,
-            timeout: self.timeout,
-            clock: self.clock,
-            policy,
-        }
+        self.map_policy(|p| p.with_retry_after(retry_after))
     }
 }
 

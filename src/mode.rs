@@ -124,6 +124,32 @@ impl<E> Retrying<E> {
     }
 }
 
+impl<E, R, H> Retrying<E, R, H> {
+    /// The same policy with another retry predicate.
+    pub(crate) fn with_retry_if<R2>(self, retry_if: R2) -> Retrying<E, R2, H> {
+        Retrying {
+            retries: self.retries,
+            backoff: self.backoff,
+            retry_if,
+            retry_after: self.retry_after,
+            rng: None,
+            _error: PhantomData,
+        }
+    }
+
+    /// The same policy with another delay hint.
+    pub(crate) fn with_retry_after<H2>(self, retry_after: H2) -> Retrying<E, R, H2> {
+        Retrying {
+            retries: self.retries,
+            backoff: self.backoff,
+            retry_if: self.retry_if,
+            retry_after,
+            rng: None,
+            _error: PhantomData,
+        }
+    }
+}
+
 impl<E, R: Clone, H: Clone> Clone for Retrying<E, R, H> {
     fn clone(&self) -> Self {
         Retrying {

@@ -6,12 +6,14 @@
 //! runtime polls the lane: these tests show the wake-ups reach every executor. Lower bounds on time
 //! are strict, upper bounds generous (a noisy 2-core CI).
 
-use std::future::Future;
+#[macro_use]
+mod matrix;
+
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::future::{self, Either};
+use futures::future;
 use futures::StreamExt;
 use futures_timer::Delay;
 use tasklane::{prelude::*, Backoff, Error, Jitter};
@@ -130,96 +132,6 @@ async fn exhausted_timeouts_surface() {
 // ---------------------------------------------------------------------------------------------
 // Runtimes
 // ---------------------------------------------------------------------------------------------
-
-/// Fails the scenario instead of hanging if it makes no progress (a lost wake-up).
-async fn watchdog<Fut: Future<Output = ()>>(name: &str, scenario: Fut) {
-    const LIMIT: Duration = Duration::from_secs(60);
-    let scenario = std::pin::pin!(scenario);
-    match future::select(scenario, Delay::new(LIMIT)).await {
-        Either::Left(((), _)) => {}
-        Either::Right(((), _)) => panic!("{name}: no result after {LIMIT:?} (lost wake-up?)"),
-    }
-}
-
-fn on_tokio_current_thread<Fut>(scenario: impl FnOnce() -> Fut + Send + 'static)
-where
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(scenario());
-}
-
-/// The scenario (lane included) runs as a spawned task, which may move between worker threads: this
-/// compiles only because every scenario future, retrying lanes and their timers included, is `Send`.
-fn on_tokio_multi_thread<Fut>(scenario: impl FnOnce() -> Fut + Send + 'static)
-where
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
-        if let Err(err) = tokio::spawn(async move { scenario().await }).await {
-            if err.is_panic() {
-                std::panic::resume_unwind(err.into_panic());
-            }
-            panic!("the scenario task failed: {err}");
-        }
-    });
-}
-
-fn on_async_std<Fut>(scenario: impl FnOnce() -> Fut + Send + 'static)
-where
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    ::async_std::task::block_on(scenario());
-}
-
-fn on_smol<Fut>(scenario: impl FnOnce() -> Fut + Send + 'static)
-where
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    ::smol::block_on(scenario());
-}
-
-fn on_futures_executor<Fut>(scenario: impl FnOnce() -> Fut + Send + 'static)
-where
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    futures::executor::block_on(scenario());
-}
-
-/// One `#[test]` per (runtime, scenario): `<runtime module>::<scenario>`.
-macro_rules! runtime_matrix {
-    ($($scenario:ident),* $(,)?) => {
-        runtime_matrix!(@on tokio_current_thread, on_tokio_current_thread; $($scenario),*);
-        runtime_matrix!(@on tokio_multi_thread, on_tokio_multi_thread; $($scenario),*);
-        runtime_matrix!(@on async_std, on_async_std; $($scenario),*);
-        runtime_matrix!(@on smol, on_smol; $($scenario),*);
-        runtime_matrix!(@on futures_executor, on_futures_executor; $($scenario),*);
-    };
-    (@on $runtime:ident, $runner:ident; $($scenario:ident),*) => {
-        mod $runtime {
-            $(
-                #[test]
-                #[cfg_attr(miri, ignore = "real runtimes, threads and timers")]
-                fn $scenario() {
-                    super::$runner(|| {
-                        super::watchdog(
-                            concat!(stringify!($runtime), "::", stringify!($scenario)),
-                            super::$scenario(),
-                        )
-                    });
-                }
-            )*
-        }
-    };
-}
 
 runtime_matrix!(
     retries_until_success_with_backoff,
