@@ -153,6 +153,65 @@ fn to_01_timeout_on_the_real_clock() {
     );
 }
 
+/// On the system clock the lane reads the clock only now and then (see `Lane::timeout`): an
+/// attempt that starts long after the lane's last reading must still get its whole timeout from its
+/// own start, never less, and lose it within the documented slack (`max(timeout / 64, 1 ms)` plus
+/// the timer's lateness; the bound here is generous for a noisy machine).
+#[test]
+#[cfg_attr(miri, ignore = "real time")]
+fn to_01_a_late_attempt_gets_its_whole_timeout_on_the_real_clock() {
+    use futures::stream::{self, StreamExt as _};
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    let timeout = ms(100);
+    // Item 0 at once (it finishes at once); item 1 arrives 300 ms later and hangs for 10 s; item 2
+    // arrives with it and hangs too, so that several attempts are stamped together.
+    let input = stream::iter([0u32, 1, 2]).then(|x| async move {
+        if x == 1 {
+            futures_timer::Delay::new(ms(300)).await;
+        }
+        x
+    });
+    let starts = Mutex::new([None::<Instant>; 3]);
+    let outcomes: Vec<(Result<(), tasklane::Error<()>>, Instant)> = futures::executor::block_on(
+        input
+            .lane(3)
+            .timeout(timeout)
+            .map_async(|x| {
+                starts.lock().unwrap()[x as usize] = Some(Instant::now());
+                async move {
+                    if x > 0 {
+                        futures_timer::Delay::new(Duration::from_secs(10)).await;
+                    }
+                    Ok(())
+                }
+            })
+            .map(|out| (out, Instant::now()))
+            .collect(),
+    );
+    let starts = starts.into_inner().unwrap();
+    assert_eq!(outcomes.len(), 3);
+    assert!(outcomes[0].0.is_ok(), "the quick item succeeds");
+    for (out, at) in &outcomes[1..] {
+        let err = out.as_ref().unwrap_err();
+        assert!(err.is_timeout(), "{err:?}");
+        // Which item timed out first does not matter: both started at about the same time.
+        let latest_start = starts[1].unwrap().max(starts[2].unwrap());
+        let earliest_start = starts[1].unwrap().min(starts[2].unwrap());
+        let waited = at.duration_since(latest_start);
+        assert!(
+            waited >= timeout,
+            "a late attempt timed out {waited:?} after it started: before its {timeout:?}"
+        );
+        assert!(
+            at.duration_since(earliest_start) < timeout + Duration::from_secs(1),
+            "a late attempt timed out {:?} after it started",
+            at.duration_since(earliest_start)
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // TO-02: timeouts are retried by default
 // ---------------------------------------------------------------------------------------------
