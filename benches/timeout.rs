@@ -16,7 +16,7 @@ use std::future::Future;
 use std::hint::black_box;
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
@@ -236,8 +236,9 @@ fn ready_futures(c: &mut Criterion) {
 }
 
 /// Timeout overhead per item with futures that wake themselves once and are ready at their second
-/// poll: every timeout is armed for real (tasklane: a list entry stamped by one clock read per
-/// `poll_next`; tokio: a timer-wheel entry; futures-timer: a heap entry on its thread) and removed.
+/// poll: every timeout is armed for real and then removed (tasklane: the attempt is recorded when it
+/// returns `Pending`, and would join the lane's timeout list at the next clock reading, at most one
+/// per 64 `poll_next` calls; tokio: a timer-wheel entry; futures-timer: a heap entry on its thread).
 fn yield_once_futures(c: &mut Criterion) {
     let mut group = c.benchmark_group("timeout_yield_once");
     configure(&mut group);
@@ -246,9 +247,63 @@ fn yield_once_futures(c: &mut Criterion) {
 }
 
 // A plain `main` rather than `criterion_group!`, whose generated `pub fn` has no doc comment.
+/// The same two tasklane lanes (without and with `.timeout(60 s)`) on yield-once futures, measured
+/// *paired*: every iteration of either benchmark runs both lanes back to back, alternating which
+/// goes first, and reports only its own lane's time. Drift of the machine between benchmarks (they
+/// run minutes apart in the groups above) then cancels out of the difference, which is the quantity
+/// of interest here and is as small as that drift.
+fn paired_yield_once(c: &mut Criterion) {
+    let mut group = c.benchmark_group("timeout_paired_yield_once");
+    configure(&mut group);
+    for limit in LIMITS {
+        let plain = move || {
+            check(drain(
+                (0..black_box(N)).lane(limit).map_async(yield_once_ok),
+                Result::ok,
+            ))
+        };
+        let timed = move || {
+            check(drain(
+                (0..black_box(N))
+                    .lane(limit)
+                    .timeout(TIMEOUT)
+                    .map_async(yield_once_ok),
+                |out: Result<u64, tasklane::Error<()>>| out.ok(),
+            ))
+        };
+        for (name, own_is_timed) in [
+            ("tasklane_no_timeout", false),
+            ("tasklane_timeout_60s", true),
+        ] {
+            group.bench_function(BenchmarkId::new(name, limit), |b| {
+                b.iter_custom(|iters| {
+                    let mut own = Duration::ZERO;
+                    for i in 0..iters {
+                        let timed_first = i % 2 == 0;
+                        for timed_turn in [timed_first, !timed_first] {
+                            let start = Instant::now();
+                            if timed_turn {
+                                timed();
+                            } else {
+                                plain();
+                            }
+                            if timed_turn == own_is_timed {
+                                own += start.elapsed();
+                            }
+                        }
+                    }
+                    own
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     ready_futures(&mut c);
     yield_once_futures(&mut c);
+    paired_yield_once(&mut c);
     c.final_summary();
 }
