@@ -20,25 +20,7 @@ use std::time::Duration;
 use common_time::*;
 use futures::StreamExt;
 use tasklane::time::ManualClock;
-use tasklane::{prelude::*, Backoff, Error, Jitter, Lane};
-
-type Out<T, E> = Result<T, Error<E>>;
-
-fn order<St, P>(lane: Lane<St, P>, ordered: bool) -> Lane<St, P> {
-    if ordered {
-        lane.ordered()
-    } else {
-        lane
-    }
-}
-
-fn order_name(ordered: bool) -> &'static str {
-    if ordered {
-        "ordered"
-    } else {
-        "unordered"
-    }
-}
+use tasklane::{prelude::*, Backoff, Error, Jitter};
 
 /// Moves the clock to `at` (since its start) in two steps and checks that exactly `at` is the moment
 /// something new starts: at `at - 1 ns` the log has no more `start` events than `starts_before`, at

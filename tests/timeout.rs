@@ -19,25 +19,7 @@ use common_time::*;
 use futures::future::{FutureExt, LocalBoxFuture};
 use futures::StreamExt;
 use tasklane::time::ManualClock;
-use tasklane::{prelude::*, Backoff, Error, Lane};
-
-type Out<T, E> = Result<T, Error<E>>;
-
-fn order<St, P>(lane: Lane<St, P>, ordered: bool) -> Lane<St, P> {
-    if ordered {
-        lane.ordered()
-    } else {
-        lane
-    }
-}
-
-fn order_name(ordered: bool) -> &'static str {
-    if ordered {
-        "ordered"
-    } else {
-        "unordered"
-    }
-}
+use tasklane::{prelude::*, Backoff};
 
 #[track_caller]
 fn assert_timeout<T: std::fmt::Debug, E: std::fmt::Debug>(outcome: &Out<T, E>, attempts: u32) {

@@ -18,6 +18,7 @@ use futures::future::{FutureExt, LocalBoxFuture};
 use futures::{Stream, StreamExt};
 use futures_test::task::{new_count_waker, noop_context, AwokenCount};
 use tasklane::time::ManualClock;
+use tasklane::{Error, Lane};
 
 pub(crate) const NS: Duration = Duration::from_nanos(1);
 
@@ -349,5 +350,26 @@ impl<T: 'static> Gates<T> {
             .remove(name)
             .unwrap_or_else(|| panic!("no gate named {name:?}"));
         key.open(value);
+    }
+}
+
+/// What a timed or retrying lane yields.
+pub(crate) type Out<T, E> = Result<T, Error<E>>;
+
+/// The lane in input order or in completion order, for tests that check both.
+pub(crate) fn order<St, P>(lane: Lane<St, P>, ordered: bool) -> Lane<St, P> {
+    if ordered {
+        lane.ordered()
+    } else {
+        lane
+    }
+}
+
+/// How `order` was asked for, for failure messages.
+pub(crate) fn order_name(ordered: bool) -> &'static str {
+    if ordered {
+        "ordered"
+    } else {
+        "unordered"
     }
 }
