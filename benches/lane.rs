@@ -13,7 +13,7 @@
 
 use std::future::{ready, Future};
 use std::hint::black_box;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -24,6 +24,9 @@ use futures::stream::{self, Stream, StreamExt};
 use futures::task::noop_waker_ref;
 use futures_buffered::BufferedStreamExt;
 use tasklane::prelude::*;
+
+mod common;
+use common::yield_once;
 
 /// Items per run in the `ready` and `yield_once` groups.
 const N: u64 = 100_000;
@@ -37,55 +40,14 @@ const IN_FLIGHT: [usize; 2] = [100, 10_000];
 /// Seed for the release order in `wake_scaling`.
 const SEED: u64 = 0x7a5c_1a9e;
 
-/// A future that wakes itself and returns `Pending` at its first poll, and is ready at its second.
-struct YieldOnce {
-    value: u64,
-    yielded: bool,
-}
-
-impl Future for YieldOnce {
-    type Output = u64;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
-        if self.yielded {
-            Poll::Ready(self.value)
-        } else {
-            self.yielded = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
-
-fn yield_once(value: u64) -> YieldOnce {
-    YieldOnce {
-        value,
-        yielded: false,
-    }
-}
-
-/// Polls `stream` to its end with a no-op waker (a `Pending` is simply polled again) and returns the
-/// number of items and their sum.
+/// Drains a stream of values (see [`common::drain`]).
 fn drain<S: Stream<Item = u64>>(stream: S) -> (u64, u64) {
-    let mut stream = pin!(stream);
-    let mut cx = Context::from_waker(noop_waker_ref());
-    let (mut count, mut sum) = (0, 0);
-    loop {
-        match stream.as_mut().poll_next(&mut cx) {
-            Poll::Ready(Some(x)) => {
-                count += 1;
-                sum += x;
-            }
-            Poll::Ready(None) => return (count, sum),
-            Poll::Pending => {}
-        }
-    }
+    common::drain(stream, Some)
 }
 
-/// Asserts what every run over `0..N` must yield: `N` items summing to `0 + 1 + ... + (N - 1)`.
-fn check((count, sum): (u64, u64)) {
-    assert_eq!(count, N);
-    assert_eq!(sum, N * (N - 1) / 2);
+/// Asserts what every run over `0..N` must yield.
+fn check(drained: (u64, u64)) {
+    common::check(N, drained);
 }
 
 /// The six implementations over `0..N` mapped through `f`, at each limit in [`LIMITS`], in one group.

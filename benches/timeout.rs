@@ -14,18 +14,19 @@
 
 use std::future::Future;
 use std::hint::black_box;
-use std::pin::{pin, Pin};
-use std::task::{Context, Poll};
+use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use futures::future::{self, Either};
 use futures::stream::{self, Stream, StreamExt};
-use futures::task::noop_waker_ref;
 use futures_buffered::BufferedStreamExt;
 use futures_timer::Delay;
 use tasklane::prelude::*;
+
+mod common;
+use common::{drain, yield_once, YieldOnce};
 
 /// Items per run.
 const N: u64 = 100_000;
@@ -46,30 +47,8 @@ async fn ready_ok(x: u64) -> Out {
 
 /// A future that wakes itself and returns `Pending` at its first poll, and is ready with `Ok` at its
 /// second.
-struct YieldOnce {
-    value: u64,
-    yielded: bool,
-}
-
-impl Future for YieldOnce {
-    type Output = Out;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Out> {
-        if self.yielded {
-            Poll::Ready(Ok(self.value))
-        } else {
-            self.yielded = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
-
-fn yield_once_ok(value: u64) -> YieldOnce {
-    YieldOnce {
-        value,
-        yielded: false,
-    }
+fn yield_once_ok(value: u64) -> YieldOnce<Out> {
+    yield_once(Ok(value))
 }
 
 /// The futures-timer variant's timeout error.
@@ -88,25 +67,6 @@ fn with_delay<Fut: Future>(fut: Fut) -> impl Future<Output = Result<Fut::Output,
     }
 }
 
-/// Polls `stream` to its end with a no-op waker (a `Pending` is simply polled again); `ok` turns each
-/// item into its value, `None` for any error. Returns the number of items and their sum; panics on an
-/// error.
-fn drain<S: Stream>(stream: S, ok: impl Fn(S::Item) -> Option<u64>) -> (u64, u64) {
-    let mut stream = pin!(stream);
-    let mut cx = Context::from_waker(noop_waker_ref());
-    let (mut count, mut sum) = (0, 0);
-    loop {
-        match stream.as_mut().poll_next(&mut cx) {
-            Poll::Ready(Some(x)) => {
-                count += 1;
-                sum += ok(x).expect("every item comes back Ok");
-            }
-            Poll::Ready(None) => return (count, sum),
-            Poll::Pending => {}
-        }
-    }
-}
-
 /// [`drain`] for a stream that needs a runtime: `StreamExt::next` in an async context.
 async fn drain_async<S: Stream>(stream: S, ok: impl Fn(S::Item) -> Option<u64>) -> (u64, u64) {
     let mut stream = pin!(stream);
@@ -118,10 +78,9 @@ async fn drain_async<S: Stream>(stream: S, ok: impl Fn(S::Item) -> Option<u64>) 
     (count, sum)
 }
 
-/// Asserts what every run over `0..N` must yield: `N` items summing to `0 + 1 + ... + (N - 1)`.
-fn check((count, sum): (u64, u64)) {
-    assert_eq!(count, N);
-    assert_eq!(sum, N * (N - 1) / 2);
+/// Asserts what every run over `0..N` must yield.
+fn check(drained: (u64, u64)) {
+    common::check(N, drained);
 }
 
 /// The six implementations over `0..N` mapped through `f`, at each limit in [`LIMITS`], in one group:
