@@ -147,6 +147,17 @@ impl ExactlyOnce {
     }
 }
 
+/// Asserts that `out` holds every item of `0..n` exactly once, and in input order when `ordered`.
+#[track_caller]
+fn assert_each_once(out: &[usize], n: usize, ordered: bool, what: &str) {
+    let mut once = ExactlyOnce::new(n);
+    out.iter().for_each(|&i| once.record(i));
+    once.assert_complete();
+    if ordered {
+        assert!(out.iter().copied().eq(0..n), "{what}: not in input order");
+    }
+}
+
 fn lane_in<St>(lane: Lane<St>, ordered: bool) -> Lane<St> {
     if ordered {
         lane.ordered()
@@ -439,12 +450,7 @@ async fn stream_input_that_is_pending_between_items() {
             })
             .collect::<Vec<usize>>();
         let ((), out) = future::join(producer, consumer).await;
-        let mut once = ExactlyOnce::new(N);
-        out.iter().for_each(|&i| once.record(i));
-        once.assert_complete();
-        if ordered {
-            assert_eq!(out, (0..N).collect::<Vec<_>>());
-        }
+        assert_each_once(&out, N, ordered, order_name(ordered));
         assert!(gauge.peak() <= LIMIT);
 
         // Self-waking `Pending` between every item of the input, with `run`.
@@ -452,12 +458,7 @@ async fn stream_input_that_is_pending_between_items() {
             .interleave_pending()
             .lane(LIMIT);
         let out: Vec<usize> = lane_in(lane, ordered).run().collect().await;
-        let mut once = ExactlyOnce::new(N);
-        out.iter().for_each(|&i| once.record(i));
-        once.assert_complete();
-        if ordered {
-            assert_eq!(out, (0..N).collect::<Vec<_>>());
-        }
+        assert_each_once(&out, N, ordered, order_name(ordered));
     }
 }
 
@@ -497,12 +498,7 @@ async fn unbounded_lane_runs_everything_at_once() {
             }
         };
         let (out, ()) = future::join(consumer, controller).await;
-        let mut once = ExactlyOnce::new(N);
-        out.iter().for_each(|&i| once.record(i));
-        once.assert_complete();
-        if ordered {
-            assert_eq!(out, (0..N).collect::<Vec<_>>());
-        }
+        assert_each_once(&out, N, ordered, order_name(ordered));
     }
 }
 
@@ -536,12 +532,7 @@ async fn large_fan_out_yields_each_item_exactly_once() {
             };
             let what = format!("{}, run: {use_run}", order_name(ordered));
             assert_eq!(out.len(), N, "{what}");
-            let mut once = ExactlyOnce::new(N);
-            out.iter().for_each(|&i| once.record(i));
-            once.assert_complete();
-            if ordered {
-                assert!(out.iter().copied().eq(0..N), "{what}: not in input order");
-            }
+            assert_each_once(&out, N, ordered, &what);
             assert_eq!(gauge.peak(), LIMIT, "{what}: peak in flight");
             assert_eq!(gauge.active(), 0, "{what}");
         }
@@ -890,12 +881,7 @@ fn cross_thread_wakes(limit: usize, ordered: bool) {
             });
             let out = result.unwrap_or_else(|lost| panic!("{what}: {lost}"));
             assert_eq!(out.len(), N, "{what}");
-            let mut once = ExactlyOnce::new(N);
-            out.iter().for_each(|&i| once.record(i));
-            once.assert_complete();
-            if ordered {
-                assert!(out.iter().copied().eq(0..N), "{what}: not in input order");
-            }
+            assert_each_once(&out, N, ordered, &what);
         }
     }
 }
