@@ -3,7 +3,7 @@
 
 use futures_core::Stream;
 
-use crate::{Iter, Lane};
+use crate::{Iter, Lane, Policy};
 
 /// Starts a [`Lane`] on any [`Stream`].
 ///
@@ -39,6 +39,26 @@ pub trait LaneExt: Stream + Sized {
     #[track_caller]
     fn lane(self, limit: usize) -> Lane<Self> {
         Lane::new(self, limit)
+    }
+
+    /// Runs the work for this stream's items as `policy` says: a [`Lane`] configured from a reusable
+    /// [`Policy`], which the call leaves as it is (the lane gets its own limiter and counters).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::{stream, StreamExt};
+    /// use tasklane::{prelude::*, Policy};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let policy = Policy::new(2).ordered();
+    /// let a: Vec<u32> = stream::iter(1..=3).lane_with(&policy).map_async(|x| async move { x }).collect().await;
+    /// let b: Vec<u32> = stream::iter(4..=6).lane_with(&policy).map_async(|x| async move { x }).collect().await;
+    /// assert_eq!((a, b), (vec![1, 2, 3], vec![4, 5, 6]));
+    /// # });
+    /// ```
+    fn lane_with<P: Clone>(self, policy: &Policy<P>) -> Lane<Self, P> {
+        Lane::from_config(self, policy.config.clone())
     }
 }
 
@@ -90,6 +110,25 @@ pub trait IterLaneExt: IntoIterator + Sized {
     #[track_caller]
     fn lane(self, limit: usize) -> Lane<Iter<Self::IntoIter>> {
         Lane::new(self.into_stream(), limit)
+    }
+
+    /// The same as `self.into_stream().lane_with(policy)`: a [`Lane`] configured from a reusable
+    /// [`Policy`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use tasklane::{prelude::*, Policy};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let policy = Policy::new(4).ordered();
+    /// let out: Vec<usize> = ["a", "bb"].lane_with(&policy).map_async(|s| async move { s.len() }).collect().await;
+    /// assert_eq!(out, [1, 2]);
+    /// # });
+    /// ```
+    fn lane_with<P: Clone>(self, policy: &Policy<P>) -> Lane<Iter<Self::IntoIter>, P> {
+        Lane::from_config(self.into_stream(), policy.config.clone())
     }
 }
 

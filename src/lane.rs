@@ -8,6 +8,8 @@ use futures_core::Stream;
 
 use crate::engine::{Engine, Mode, Timers};
 use crate::mode::{Identity, MapFn, Once, Plain, Retrying, Task, Timed};
+use crate::progress::{Progress, Report, Silent};
+use crate::rate::Rate;
 use crate::time::Clock;
 use crate::{Backoff, Error, LaneStream};
 
@@ -25,7 +27,8 @@ use crate::{Backoff, Error, LaneStream};
 /// - no timeout, no retry: each item's future runs once and its output is yielded unchanged;
 /// - with [`retry`](Lane::retry): the backoff is `Backoff::default()` (exponential from 100 ms,
 ///   factor 2, capped at 30 s, full jitter), every failure is retried (timeouts too), and no error
-///   gives its own delay.
+///   gives its own delay;
+/// - no rate limit (with [`rate`](Lane::rate): burst 1), no progress callback.
 ///
 /// # Order
 ///
@@ -35,22 +38,27 @@ use crate::{Backoff, Error, LaneStream};
 ///    keeps its slot until its final outcome has been yielded: through every attempt, every back-off
 ///    sleep, and while its output waits for its turn in [`ordered`](Lane::ordered) mode. So `limit`
 ///    bounds items in progress, not attempts executing.
-/// 2. **Attempt.** Each attempt calls `f(item.clone())` (with retry) or `f(item)`, and polls the
+/// 2. **Rate.** With [`rate`](Lane::rate), every attempt (the first and each retry) waits for a
+///    permit before it starts, while its item holds the slot. A new item is not even pulled from the
+///    input before its permit (no read-ahead); retries waiting for a permit go first, oldest first.
+/// 3. **Attempt.** Each attempt calls `f(item.clone())` (with retry) or `f(item)`, and polls the
 ///    future at once.
-/// 3. **Timeout** is per attempt: it covers the attempt's future only, never the back-off before it.
-///    When it expires, the attempt's future is dropped at once; the attempt counts as failed with a
-///    timeout ([`Error::is_timeout`]).
-/// 4. **Retry.** A failed attempt (an `Err` or a timeout) is retried while fewer than `n + 1`
+/// 4. **Timeout** is per attempt: it covers the attempt's future only, never the rate-limit wait or
+///    the back-off before it. When it expires, the attempt's future is dropped at once; the attempt
+///    counts as failed with a timeout ([`Error::is_timeout`]).
+/// 5. **Retry.** A failed attempt (an `Err` or a timeout) is retried while fewer than `n + 1`
 ///    attempts were made and [`retry_if`](Lane::retry_if) agrees. The failed attempt's future is
 ///    dropped before the back-off starts.
-/// 5. **Back-off.** Before retry `k` (k = 0 first), the item sleeps for the error's own
+/// 6. **Back-off.** Before retry `k` (k = 0 first), the item sleeps for the error's own
 ///    [`retry_after`](Lane::retry_after) hint if it gives one, else a delay drawn from the backoff
 ///    for retry `k` (the same curve, cap and jitter band as [`Backoff::delay`]`(k)`); either is
 ///    capped by the backoff's `max_delay`. The item holds its slot meanwhile. Each lane draws its
 ///    jitter from one generator, so items that fail together do not retry in lockstep; with
-///    [`Backoff::with_seed`] that lane's sequence of delays is reproducible.
-/// 6. **Outcome.** The final `Ok`, or the last attempt's error with the number of attempts, is
-///    yielded exactly once, in completion order or input order.
+///    [`Backoff::with_seed`] that lane's sequence of delays is reproducible. Then the next attempt
+///    goes through the rate limit (2) again.
+/// 7. **Outcome.** The final `Ok`, or the last attempt's error with the number of attempts, is
+///    yielded exactly once, in completion order or input order; the
+///    [`on_progress`](Lane::on_progress) callback sees its snapshot just before.
 ///
 /// # Recipes
 ///
@@ -124,55 +132,139 @@ use crate::{Backoff, Error, LaneStream};
 /// # });
 /// ```
 #[must_use = "a lane does nothing until a terminal (`map_async`, `run`) is called and polled"]
-pub struct Lane<St, P = Plain> {
+pub struct Lane<St, P = Plain, G = Silent> {
     stream: St,
-    limit: usize,
-    ordered: bool,
-    /// The per-attempt timeout (`None`: none). Never zero.
-    timeout: Option<Duration>,
-    clock: Clock,
-    policy: P,
+    config: Config<P>,
+    /// The progress callback ([`Silent`]: none).
+    progress: G,
 }
 
-impl<St> Lane<St> {
+/// What a [`Lane`] and a [`Policy`](crate::Policy) hold besides the input: plain data, validated by
+/// each setter. The kind-changing setters live here once, for both.
+#[derive(Clone, Debug)]
+pub(crate) struct Config<P> {
+    pub(crate) limit: usize,
+    pub(crate) ordered: bool,
+    /// The per-attempt timeout (`None`: none). Never zero.
+    pub(crate) timeout: Option<Duration>,
+    /// The rate limit's period in nanoseconds (`None`: no rate limit).
+    pub(crate) period: Option<u64>,
+    /// Starts allowed back to back under the rate limit (at least 1).
+    pub(crate) burst: u32,
+    pub(crate) clock: Clock,
+    pub(crate) policy: P,
+}
+
+impl Config<Plain> {
     #[track_caller]
-    pub(crate) fn new(stream: St, limit: usize) -> Self {
-        assert!(limit > 0, "tasklane: `limit` must be at least 1, got 0");
-        Lane {
-            stream,
-            limit,
+    pub(crate) fn new(limit: usize) -> Self {
+        Config {
+            limit: check_limit(limit),
             ordered: false,
             timeout: None,
+            period: None,
+            burst: 1,
             clock: Clock::default(),
             policy: Plain,
         }
     }
 }
 
-impl<St, P> Lane<St, P> {
-    /// The same lane with its kind changed by `f` (the one place that rebuilds a `Lane`).
-    fn map_policy<Q>(self, f: impl FnOnce(P) -> Q) -> Lane<St, Q> {
-        Lane {
-            stream: self.stream,
+#[track_caller]
+fn check_limit(limit: usize) -> usize {
+    assert!(limit > 0, "tasklane: `limit` must be at least 1, got 0");
+    limit
+}
+
+impl<P> Config<P> {
+    /// The same configuration with its kind changed by `f`.
+    pub(crate) fn map_policy<Q>(self, f: impl FnOnce(P) -> Q) -> Config<Q> {
+        Config {
             limit: self.limit,
             ordered: self.ordered,
             timeout: self.timeout,
+            period: self.period,
+            burst: self.burst,
             clock: self.clock,
             policy: f(self.policy),
         }
     }
 
-    fn with_policy<Q>(self, policy: Q) -> Lane<St, Q> {
-        self.map_policy(|_| policy)
+    #[track_caller]
+    pub(crate) fn set_limit(mut self, limit: usize) -> Self {
+        self.limit = check_limit(limit);
+        self
     }
 
     #[track_caller]
-    fn set_timeout(mut self, timeout: Duration) -> Self {
+    pub(crate) fn set_timeout(mut self, timeout: Duration) -> Self {
         assert!(
             !timeout.is_zero(),
             "tasklane: `timeout` must be greater than zero, got {timeout:?}"
         );
         self.timeout = Some(timeout);
+        self
+    }
+
+    #[track_caller]
+    pub(crate) fn set_rate(mut self, per_second: f64) -> Self {
+        self.period = Some(Rate::period(per_second));
+        self
+    }
+
+    #[track_caller]
+    pub(crate) fn set_burst(mut self, burst: u32) -> Self {
+        self.burst = Rate::check_burst(burst);
+        self
+    }
+
+    fn rate(&self) -> Option<Rate> {
+        self.period.map(|period| Rate {
+            period,
+            burst: self.burst,
+        })
+    }
+}
+
+impl<St> Lane<St> {
+    #[track_caller]
+    pub(crate) fn new(stream: St, limit: usize) -> Self {
+        Lane::from_config(stream, Config::new(limit))
+    }
+}
+
+impl<St, P> Lane<St, P> {
+    /// A lane over `stream` with a configuration made elsewhere (a [`Policy`](crate::Policy)).
+    pub(crate) fn from_config(stream: St, config: Config<P>) -> Self {
+        Lane {
+            stream,
+            config,
+            progress: Silent,
+        }
+    }
+}
+
+impl<St, P, G> Lane<St, P, G> {
+    /// The same lane with its configuration changed by `f` (the one place that rebuilds a `Lane`).
+    fn map_config<Q>(self, f: impl FnOnce(Config<P>) -> Config<Q>) -> Lane<St, Q, G> {
+        Lane {
+            stream: self.stream,
+            config: f(self.config),
+            progress: self.progress,
+        }
+    }
+
+    fn map_policy<Q>(self, f: impl FnOnce(P) -> Q) -> Lane<St, Q, G> {
+        self.map_config(|config| config.map_policy(f))
+    }
+
+    fn with_policy<Q>(self, policy: Q) -> Lane<St, Q, G> {
+        self.map_policy(|_| policy)
+    }
+
+    #[track_caller]
+    fn set_timeout(mut self, timeout: Duration) -> Self {
+        self.config = self.config.set_timeout(timeout);
         self
     }
 
@@ -200,7 +292,7 @@ impl<St, P> Lane<St, P> {
     /// # });
     /// ```
     pub fn ordered(mut self) -> Self {
-        self.ordered = true;
+        self.config.ordered = true;
         self
     }
 
@@ -211,7 +303,7 @@ impl<St, P> Lane<St, P> {
     /// assert_eq!([1, 2, 3].lane(8).limit(), 8);
     /// ```
     pub fn limit(&self) -> usize {
-        self.limit
+        self.config.limit
     }
 
     /// Whether outputs come in input order.
@@ -221,7 +313,128 @@ impl<St, P> Lane<St, P> {
     /// assert!([1, 2, 3].lane(8).ordered().is_ordered());
     /// ```
     pub fn is_ordered(&self) -> bool {
-        self.ordered
+        self.config.ordered
+    }
+
+    /// Starts at most `per_second` attempts per second, retries included.
+    ///
+    /// The limiter is GCRA (the generic cell rate algorithm) in integer nanoseconds, with the period
+    /// `T = ⌈1 s / per_second⌉` and the [`burst`](Lane::burst) `b` (default 1): the first start is
+    /// immediate, up to `b` starts may come back to back, and start `k` (from 0) is never earlier than
+    /// `t0 + (k - b + 1) T` after the first one at `t0`. Idle time earns no credit beyond the burst.
+    /// Rates below one per second are fine (`0.2` is one start every 5 s).
+    ///
+    /// Where it applies (see [# Order](Lane#order)): before every attempt, while the item holds its
+    /// slot, and before the attempt's [`timeout`](Lane::timeout) starts. A new item is pulled from the
+    /// input only once its start is allowed, so nothing is read ahead while the lane waits; a retry
+    /// whose back-off is over waits in line (oldest first) and goes before new items. Each run has its
+    /// own limiter.
+    ///
+    /// Timers wake up late (futures-timer by tens of microseconds, tokio by up to a millisecond).
+    /// While work waits for the limiter, the schedule, not the timer, sets the pace: a late wake-up
+    /// releases at once every start that the schedule allowed by then (up to 5 ms worth), so the lane
+    /// holds its rate even at 100,000 starts per second. Only when nothing was waiting does the
+    /// schedule restart from the present.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `per_second` is not a finite number greater than zero (0, negative, NaN or
+    /// infinite).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use futures::StreamExt;
+    /// use tasklane::prelude::*;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let t0 = Instant::now();
+    /// let starts: Vec<Duration> = (0..5)
+    ///     .lane(5)
+    ///     .rate(100.0) // one start every 10 ms
+    ///     .map_async(|_| async move { t0.elapsed() })
+    ///     .collect()
+    ///     .await;
+    /// assert!(starts[4] >= Duration::from_millis(39)); // the fifth start waited four periods
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn rate(mut self, per_second: f64) -> Self {
+        self.config = self.config.set_rate(per_second);
+        self
+    }
+
+    /// With [`rate`](Lane::rate): up to `burst` starts may come back to back (default 1). Without a
+    /// rate it has no effect.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `burst` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use futures::StreamExt;
+    /// use tasklane::prelude::*;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let t0 = Instant::now();
+    /// let mut starts: Vec<Duration> = (0..6)
+    ///     .lane(6)
+    ///     .rate(50.0) // 20 ms apart...
+    ///     .burst(5) // ...after 5 at once
+    ///     .map_async(|_| async move { t0.elapsed() })
+    ///     .collect()
+    ///     .await;
+    /// starts.sort();
+    /// assert!(starts[4] < Duration::from_millis(20));
+    /// assert!(starts[5] >= Duration::from_millis(19));
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn burst(mut self, burst: u32) -> Self {
+        self.config = self.config.set_burst(burst);
+        self
+    }
+
+    /// Calls `f` with a [`Progress`] snapshot once per item outcome (a success or a final failure,
+    /// never per attempt), on the consumer's side, just before that outcome is yielded.
+    ///
+    /// The counters live in the lane, so the callback needs no synchronisation; a panic in it
+    /// propagates out of `poll_next` (and the lane is still safe to drop). `total` is known when the
+    /// input's `size_hint` is exact at the first poll; `elapsed` runs from the first poll. A lane
+    /// without a callback keeps no counters. Calling it again replaces the callback.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use tasklane::prelude::*;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let mut seen = Vec::new();
+    /// let out: Vec<u32> = (0..4u32)
+    ///     .lane(2)
+    ///     .on_progress(|p| seen.push((p.completed, p.total, p.in_flight)))
+    ///     .map_async(|x| async move { x })
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out.len(), 4);
+    /// assert_eq!(seen.len(), 4);
+    /// assert_eq!(seen[3], (4, Some(4), 0)); // the last snapshot: all done, none in flight
+    /// # });
+    /// ```
+    pub fn on_progress<F>(self, f: F) -> Lane<St, P, Report<F>>
+    where
+        F: FnMut(&Progress),
+    {
+        Lane {
+            stream: self.stream,
+            config: self.config,
+            progress: Report(f),
+        }
     }
 
     /// Reads time from a [`ManualClock`](crate::time::ManualClock) instead of the system clock, so
@@ -247,7 +460,7 @@ impl<St, P> Lane<St, P> {
     #[cfg(feature = "test-util")]
     #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
     pub fn with_clock(mut self, clock: &crate::time::ManualClock) -> Self {
-        self.clock = Clock::Manual(clock.clone());
+        self.config.clock = Clock::Manual(clock.clone());
         self
     }
 
@@ -281,31 +494,32 @@ impl<St, P> Lane<St, P> {
     /// assert_eq!(pages[2], Err("no page 3".to_string()));
     /// # });
     /// ```
-    pub fn map_async<F, Fut>(self, f: F) -> LaneStream<St, Task<MapFn<F, St::Item>, P>>
+    pub fn map_async<F, Fut>(self, f: F) -> LaneStream<St, Task<MapFn<F, St::Item>, P, G>>
     where
         St: Stream,
         F: FnMut(St::Item) -> Fut,
         Fut: Future,
-        Task<MapFn<F, St::Item>, P>: Mode<Item = St::Item>,
+        Task<MapFn<F, St::Item>, P, G>: Mode<Item = St::Item>,
     {
         let (stream, engine) = self.map_mode(MapFn::new(f));
         LaneStream::new(stream, engine)
     }
 
     /// Builds the engine for this lane's configuration, with `maker` making each attempt.
-    fn map_mode<Mk>(self, maker: Mk) -> (St, Engine<Task<Mk, P>>)
+    fn map_mode<Mk>(self, maker: Mk) -> (St, Engine<Task<Mk, P, G>>)
     where
-        Task<Mk, P>: Mode,
+        Task<Mk, P, G>: Mode,
     {
-        let timers = Timers::new(self.timeout, self.clock);
+        let config = self.config;
+        let rate = config.rate();
+        let timers = Timers::new(config.timeout, config.clock);
         let mode = Task {
             maker,
-            policy: self.policy,
+            policy: config.policy,
+            progress: self.progress,
         };
-        (
-            self.stream,
-            Engine::new(mode, self.limit, self.ordered, timers),
-        )
+        let engine = Engine::new(mode, config.limit, config.ordered, timers, rate);
+        (self.stream, engine)
     }
 
     /// Terminal: runs the futures that the input yields, at most `limit` at once.
@@ -332,19 +546,19 @@ impl<St, P> Lane<St, P> {
     /// let jobs = (1..=3).map(|x| async move { Ok::<i32, ()>(x) });
     /// let _ = jobs.lane(2).retry(3).run(); // a future cannot be retried
     /// ```
-    pub fn run(self) -> LaneStream<St, Task<Identity<St::Item>, P>>
+    pub fn run(self) -> LaneStream<St, Task<Identity<St::Item>, P, G>>
     where
         St: Stream,
         St::Item: Future,
         P: Once,
-        Task<Identity<St::Item>, P>: Mode<Item = St::Item>,
+        Task<Identity<St::Item>, P, G>: Mode<Item = St::Item>,
     {
         let (stream, engine) = self.map_mode(Identity::new());
         LaneStream::new(stream, engine)
     }
 }
 
-impl<St> Lane<St, Plain> {
+impl<St, G> Lane<St, Plain, G> {
     /// Gives each attempt at most `timeout` to finish; on expiry its future is dropped at once and
     /// the item fails with [`Error::is_timeout`] (or is retried, with [`retry`](Lane::retry)).
     ///
@@ -385,7 +599,7 @@ impl<St> Lane<St, Plain> {
     /// # });
     /// ```
     #[track_caller]
-    pub fn timeout<E>(self, timeout: Duration) -> Lane<St, Timed<E>> {
+    pub fn timeout<E>(self, timeout: Duration) -> Lane<St, Timed<E>, G> {
         self.set_timeout(timeout).with_policy(Timed::new())
     }
 
@@ -423,12 +637,12 @@ impl<St> Lane<St, Plain> {
     /// assert_eq!(calls.get(), 3);
     /// # });
     /// ```
-    pub fn retry<E>(self, retries: u32) -> Lane<St, Retrying<E>> {
+    pub fn retry<E>(self, retries: u32) -> Lane<St, Retrying<E>, G> {
         self.with_policy(Retrying::new(retries))
     }
 }
 
-impl<St, E> Lane<St, Timed<E>> {
+impl<St, E, G> Lane<St, Timed<E>, G> {
     /// Changes the per-attempt timeout. See [`Lane::<St, Plain>::timeout`](Lane::timeout).
     ///
     /// # Panics
@@ -452,12 +666,12 @@ impl<St, E> Lane<St, Timed<E>> {
     /// use tasklane::prelude::*;
     /// let _lane = [1].lane(1).timeout::<()>(Duration::from_secs(1)).retry(3);
     /// ```
-    pub fn retry(self, retries: u32) -> Lane<St, Retrying<E>> {
+    pub fn retry(self, retries: u32) -> Lane<St, Retrying<E>, G> {
         self.with_policy(Retrying::new(retries))
     }
 }
 
-impl<St, E, R, H> Lane<St, Retrying<E, R, H>> {
+impl<St, E, R, H, G> Lane<St, Retrying<E, R, H>, G> {
     /// Changes the number of retries. See [`Lane::<St, Plain>::retry`](Lane::retry).
     ///
     /// ```
@@ -465,7 +679,7 @@ impl<St, E, R, H> Lane<St, Retrying<E, R, H>> {
     /// let _lane = [1].lane(1).retry::<()>(3).retry(5);
     /// ```
     pub fn retry(mut self, retries: u32) -> Self {
-        self.policy.retries = retries;
+        self.config.policy.retries = retries;
         self
     }
 
@@ -496,7 +710,7 @@ impl<St, E, R, H> Lane<St, Retrying<E, R, H>> {
     ///     .backoff(Backoff::linear(Duration::from_millis(50)).with_jitter(Jitter::Equal));
     /// ```
     pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.policy.backoff = backoff;
+        self.config.policy.backoff = backoff;
         self
     }
 
@@ -520,7 +734,7 @@ impl<St, E, R, H> Lane<St, Retrying<E, R, H>> {
     /// assert_eq!(out[0].as_ref().unwrap_err().attempts(), 1); // a 404 is not retried
     /// # });
     /// ```
-    pub fn retry_if<R2>(self, retry_if: R2) -> Lane<St, Retrying<E, R2, H>>
+    pub fn retry_if<R2>(self, retry_if: R2) -> Lane<St, Retrying<E, R2, H>, G>
     where
         R2: FnMut(&Error<E>) -> bool,
     {
@@ -538,7 +752,7 @@ impl<St, E, R, H> Lane<St, Retrying<E, R, H>> {
     ///     .retry(3)
     ///     .retry_after(|e: &u64| Some(Duration::from_secs(*e)));
     /// ```
-    pub fn retry_after<H2>(self, retry_after: H2) -> Lane<St, Retrying<E, R, H2>>
+    pub fn retry_after<H2>(self, retry_after: H2) -> Lane<St, Retrying<E, R, H2>, G>
     where
         H2: FnMut(&E) -> Option<Duration>,
     {
@@ -546,14 +760,12 @@ impl<St, E, R, H> Lane<St, Retrying<E, R, H>> {
     }
 }
 
-impl<St: fmt::Debug, P: fmt::Debug> fmt::Debug for Lane<St, P> {
+impl<St: fmt::Debug, P: fmt::Debug, G: fmt::Debug> fmt::Debug for Lane<St, P, G> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lane")
             .field("stream", &self.stream)
-            .field("limit", &self.limit)
-            .field("ordered", &self.ordered)
-            .field("timeout", &self.timeout)
-            .field("policy", &self.policy)
+            .field("config", &self.config)
+            .field("progress", &self.progress)
             .finish()
     }
 }

@@ -162,7 +162,10 @@ mod ext;
 mod iter;
 mod lane;
 pub mod mode;
+mod policy;
 pub mod prelude;
+pub mod progress;
+mod rate;
 mod stream;
 pub mod time;
 
@@ -171,4 +174,6 @@ pub use error::Error;
 pub use ext::{IterLaneExt, LaneExt};
 pub use iter::Iter;
 pub use lane::Lane;
+pub use policy::Policy;
+pub use progress::Progress;
 pub use stream::{LaneStream, MapAsync, Run};

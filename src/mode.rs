@@ -21,6 +21,7 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use crate::engine::{self, Outcome, Settle};
+use crate::progress::{Progress, Reporter, Silent};
 use crate::{Backoff, Error};
 
 /// A lane with neither retry nor timeout: each item's future runs once and its output is yielded
@@ -280,19 +281,21 @@ impl<Fut: Future> Maker for Identity<Fut> {
     }
 }
 
-/// What a [`LaneStream`](crate::LaneStream) does per item: an attempt maker and a kind of lane.
+/// What a [`LaneStream`](crate::LaneStream) does per item: an attempt maker, a kind of lane, and what
+/// it does with its progress ([`progress`](crate::progress)).
 ///
 /// ```
 /// use tasklane::prelude::*;
 /// let stream = [1].lane(1).map_async(|x| async move { x });
 /// let _: &tasklane::LaneStream<_, tasklane::mode::Task<_, tasklane::mode::Plain>> = &stream;
 /// ```
-pub struct Task<Mk, P> {
+pub struct Task<Mk, P, G = Silent> {
     pub(crate) maker: Mk,
     pub(crate) policy: P,
+    pub(crate) progress: G,
 }
 
-impl<Mk, P: fmt::Debug> fmt::Debug for Task<Mk, P> {
+impl<Mk, P: fmt::Debug, G> fmt::Debug for Task<Mk, P, G> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Task")
             .field("policy", &self.policy)
@@ -300,7 +303,7 @@ impl<Mk, P: fmt::Debug> fmt::Debug for Task<Mk, P> {
     }
 }
 
-impl<Mk: Maker> engine::Mode for Task<Mk, Plain> {
+impl<Mk: Maker, G: Reporter> engine::Mode for Task<Mk, Plain, G> {
     type Item = Mk::Item;
     type Keep = ();
     type Fut = Mk::Fut;
@@ -326,10 +329,24 @@ impl<Mk: Maker> engine::Mode for Task<Mk, Plain> {
     fn backoff(&mut self, _: u32, _: Option<u64>, _: Option<Duration>) -> u64 {
         0
     }
+
+    const REPORTS: bool = G::ENABLED;
+
+    /// A plain lane's outputs are the user's own: each counts as a success.
+    #[inline]
+    fn succeeded(_: &Self::Output) -> bool {
+        true
+    }
+
+    #[inline]
+    fn report(&mut self, progress: &Progress) {
+        self.progress.report(progress)
+    }
 }
 
-impl<Mk, U, E> engine::Mode for Task<Mk, Timed<E>>
+impl<Mk, U, E, G> engine::Mode for Task<Mk, Timed<E>, G>
 where
+    G: Reporter,
     Mk: Maker,
     Mk::Fut: Future<Output = Result<U, E>>,
 {
@@ -359,10 +376,23 @@ where
     fn backoff(&mut self, _: u32, _: Option<u64>, _: Option<Duration>) -> u64 {
         0
     }
+
+    const REPORTS: bool = G::ENABLED;
+
+    #[inline]
+    fn succeeded(output: &Self::Output) -> bool {
+        output.is_ok()
+    }
+
+    #[inline]
+    fn report(&mut self, progress: &Progress) {
+        self.progress.report(progress)
+    }
 }
 
-impl<Mk, U, E, R, H> engine::Mode for Task<Mk, Retrying<E, R, H>>
+impl<Mk, U, E, R, H, G> engine::Mode for Task<Mk, Retrying<E, R, H>, G>
 where
+    G: Reporter,
     Mk: Maker,
     Mk::Item: Clone,
     Mk::Fut: Future<Output = Result<U, E>>,
@@ -407,5 +437,17 @@ where
         let backoff = &policy.backoff;
         let rng = policy.rng.get_or_insert_with(|| backoff.rng());
         backoff.next_nanos(attempts.saturating_sub(1), prev, rng)
+    }
+
+    const REPORTS: bool = G::ENABLED;
+
+    #[inline]
+    fn succeeded(output: &Self::Output) -> bool {
+        output.is_ok()
+    }
+
+    #[inline]
+    fn report(&mut self, progress: &Progress) {
+        self.progress.report(progress)
     }
 }

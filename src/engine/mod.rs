@@ -10,6 +10,12 @@
 //! future per item and yields its output unchanged; a timed or retrying lane wraps the outcome in a
 //! `Result` and may start several attempts. Timeouts and back-offs are deadlines of this engine
 //! ([`timers`]), served by one lazily created timer per lane. A plain lane never touches them.
+//!
+//! With a rate limit, every attempt start (a new item's first attempt, or a retry) first asks the
+//! limiter ([`Gcra`]) for a permit: a new item is pulled from the input only once it has one (no
+//! read-ahead), and a retry whose back-off is over waits for one in a FIFO, holding its slot. A
+//! denial arms the lane's timer for the next permit. With a progress callback, the engine counts
+//! outcomes and hands the callback a snapshot just before each output is returned.
 
 mod slots;
 mod timers;
@@ -22,6 +28,8 @@ use std::time::Duration;
 use slots::{Arena, Polled, NIL, TIMER};
 use timers::{BackoffQueue, Link, TimeoutList};
 
+use crate::progress::{Counters, Progress};
+use crate::rate::{Gcra, Rate};
 use crate::time::{Clock, Sleep};
 
 /// Polls of user futures (fresh or woken) that one `poll_next` call may make before it yields to the
@@ -77,6 +85,14 @@ pub trait Mode {
     /// The back-off in nanoseconds after `attempts` failed attempts, given the item's previous delay
     /// and the error's own hint.
     fn backoff(&mut self, attempts: u32, prev: Option<u64>, hint: Option<Duration>) -> u64;
+
+    /// Whether the lane reports progress (has an `on_progress` callback). When `false`, the engine
+    /// keeps no counters and never calls [`Mode::report`].
+    const REPORTS: bool;
+    /// Whether an output counts as a success in progress snapshots.
+    fn succeeded(output: &Self::Output) -> bool;
+    /// Hands a progress snapshot to the lane's callback.
+    fn report(&mut self, progress: &Progress);
 }
 
 /// What the engine keeps in each slot besides its future.
@@ -198,7 +214,12 @@ impl Timers {
 ///   occupied slot in input order, so its front is the next output.
 /// - `batch` is a list of woken slots taken from the shared stack and not yet polled (`NIL`: none).
 /// - a slot is in `timers.timeouts` exactly while its attempt runs with a timeout, and in
-///   `timers.backoffs` exactly while it waits between attempts; every timeout entry is stamped.
+///   `timers.backoffs` exactly while its back-off runs; after that, with a rate limit, it may wait in
+///   `permits` for its next attempt's permit. Every timeout entry is stamped.
+/// - `permits` is empty unless there is a rate limit; while it is not empty, no new item is pulled
+///   (retries come first, and the input is not read ahead of the limiter).
+/// - `rate_due` is `Some` exactly while a start was denied and the timer owes the lane a wake-up at
+///   that time.
 pub(crate) struct Engine<M: Mode> {
     mode: M,
     arena: ArenaOf<M>,
@@ -209,6 +230,20 @@ pub(crate) struct Engine<M: Mode> {
     occupied: usize,
     ordered: bool,
     timers: Timers,
+    /// The rate limiter (`None`: no rate limit).
+    rate: Option<Gcra>,
+    /// Slots whose back-off is over and whose next attempt waits for a permit, oldest first.
+    permits: VecDeque<usize>,
+    /// When the denied start may go (see the invariants).
+    rate_due: Option<u64>,
+    /// A clock reading taken in this `poll_next` call, for the limiter (`None`: none yet).
+    round_now: Option<u64>,
+    /// A start was denied in this `poll_next` call.
+    denied: bool,
+    /// The timer fired for the limiter: look at the input again before sleeping.
+    rate_woke: bool,
+    /// Progress counters (kept only when `M::REPORTS`).
+    counters: Counters,
     /// The input returned `None`; it is never polled again.
     input_done: bool,
     /// `poll_next` returned `None`; it keeps returning `None`.
@@ -216,7 +251,13 @@ pub(crate) struct Engine<M: Mode> {
 }
 
 impl<M: Mode> Engine<M> {
-    pub(crate) fn new(mode: M, limit: usize, ordered: bool, timers: Timers) -> Self {
+    pub(crate) fn new(
+        mode: M,
+        limit: usize,
+        ordered: bool,
+        timers: Timers,
+        rate: Option<Rate>,
+    ) -> Self {
         debug_assert!(limit > 0);
         Engine {
             mode,
@@ -228,6 +269,13 @@ impl<M: Mode> Engine<M> {
             occupied: 0,
             ordered,
             timers,
+            rate: rate.map(Gcra::new),
+            permits: VecDeque::new(),
+            rate_due: None,
+            round_now: None,
+            denied: false,
+            rate_woke: false,
+            counters: Counters::default(),
             input_done: false,
             terminated: false,
         }
@@ -241,6 +289,26 @@ impl<M: Mode> Engine<M> {
     /// Whether `poll_next` has returned `None`.
     pub(crate) fn is_terminated(&self) -> bool {
         self.terminated
+    }
+
+    /// Starts the progress clock and takes the total from the input's `size_hint`, at the first poll
+    /// of a reporting lane (later calls do nothing).
+    #[cold]
+    pub(crate) fn begin_progress(&mut self, input: (usize, Option<usize>)) {
+        if self.counters.started_at.is_some() {
+            return;
+        }
+        self.counters.started_at = Some(self.timers.clock.now());
+        self.counters.total = match input {
+            (lo, Some(hi)) if lo == hi => Some(lo as u64 + self.occupied as u64),
+            _ => None,
+        };
+    }
+
+    /// Whether the progress clock still has to be started (see [`Engine::begin_progress`]).
+    #[inline]
+    pub(crate) fn progress_unstarted(&self) -> bool {
+        M::REPORTS && self.counters.started_at.is_none()
     }
 
     /// `size_hint` of the output, given the input's: every item still to be pulled and every occupied
@@ -271,11 +339,25 @@ impl<M: Mode> Engine<M> {
         }
         self.arena.enter();
         let mut budget = BUDGET;
+        if self.rate.is_some() {
+            self.round_now = None;
+            self.denied = false;
+        }
         let result = loop {
-            // Phase 1: fill the free slots from the input. A fresh attempt is polled at once.
-            while self.occupied < self.limit && !self.input_done && budget > 0 {
+            // Phase 1: retries waiting for a rate permit go first; then fill the free slots from the
+            // input, each start with a permit. A fresh attempt is polled at once.
+            if !self.permits.is_empty() {
+                self.serve_permits();
+            }
+            while self.occupied < self.limit
+                && !self.input_done
+                && budget > 0
+                && self.permits.is_empty()
+                && self.permit()
+            {
                 match pull(cx) {
                     Poll::Ready(Some(item)) => {
+                        self.take_permit();
                         let index = match self.free.pop() {
                             Some(index) => index,
                             None => self.grow(),
@@ -323,16 +405,114 @@ impl<M: Mode> Engine<M> {
                 cx.waker().wake_by_ref();
                 break Poll::Pending;
             }
+            if std::mem::take(&mut self.rate_woke) {
+                continue; // the limiter allows a start again: back to phase 1
+            }
             if self.batch == NIL {
                 self.stamp_timeouts();
                 if self.arena.may_sleep(cx.waker()) {
                     // Every attempt holds its slot's waker, the timer the lane's, the input ours.
+                    self.end_round(budget);
                     return Poll::Pending;
                 }
             }
         };
         self.stamp_timeouts();
+        self.end_round(budget);
         result
+    }
+
+    /// With a rate limit: unless a start was denied in this call (or the budget ran out with work
+    /// left), nothing is waiting for the limiter, so the next start restarts its schedule.
+    #[inline]
+    fn end_round(&mut self, budget: u32) {
+        if let Some(gcra) = &mut self.rate {
+            if !self.denied && budget > 0 {
+                gcra.idle();
+            }
+        }
+    }
+
+    /// Whether an attempt may start now (always, without a rate limit). A denial arms the timer for
+    /// the next permit. The permit is taken by [`Engine::take_permit`] once the attempt does start.
+    #[inline]
+    fn permit(&mut self) -> bool {
+        let Some(gcra) = &self.rate else {
+            return true;
+        };
+        let due = gcra.next_allowed();
+        if self.round_now.is_some_and(|now| due <= now) {
+            return true; // allowed by this call's reading: no need to read the clock again
+        }
+        if self.denied {
+            return false; // denied earlier in this call: the timer will tell when
+        }
+        self.permit_at_fresh_reading(due)
+    }
+
+    /// The rest of [`Engine::permit`]: read the clock, and arm the timer on a denial.
+    fn permit_at_fresh_reading(&mut self, due: u64) -> bool {
+        let now = self.read_clock();
+        self.round_now = Some(now);
+        if due <= now {
+            return true;
+        }
+        self.denied = true;
+        if let Some(gcra) = &mut self.rate {
+            gcra.wait();
+        }
+        if self.rate_due != Some(due) {
+            self.rate_due = Some(due);
+            self.arm(now);
+        }
+        false
+    }
+
+    /// Takes the permit that [`Engine::permit`] just granted.
+    #[inline]
+    fn take_permit(&mut self) {
+        if let Some(gcra) = &mut self.rate {
+            gcra.start(
+                self.round_now
+                    .expect("tasklane: a permit comes with a clock reading"),
+            );
+            self.rate_due = None;
+        }
+    }
+
+    /// Starts the waiting retries, oldest first, while the limiter allows.
+    fn serve_permits(&mut self) {
+        while let Some(&index) = self.permits.front() {
+            if !self.permit() {
+                return;
+            }
+            self.permits.pop_front();
+            self.take_permit();
+            self.restart(index);
+            self.drive(index);
+        }
+    }
+
+    /// Starts an item's next attempt now if the limiter allows (then it returns `true` and the
+    /// caller polls it), or puts the item in line for a permit.
+    fn retry_now(&mut self, index: usize) -> bool {
+        if self.permits.is_empty() && self.permit() {
+            self.take_permit();
+            self.restart(index);
+            return true;
+        }
+        self.permits.push_back(index);
+        false
+    }
+
+    /// Reads the clock, stamping the attempts that wait for a timeout deadline with it.
+    fn read_clock(&mut self) -> u64 {
+        let now = self.timers.read_clock();
+        if !self.timers.recent.is_empty() {
+            self.timers.stamp(now);
+            self.arm(now);
+        }
+        now
     }
 
     /// Creates a slot.
@@ -417,8 +597,7 @@ impl<M: Mode> Engine<M> {
         let delay = self.mode.backoff(attempts, meta.prev_delay, hint);
         meta.prev_delay = Some(delay);
         if delay == 0 {
-            self.restart(index);
-            return true;
+            return self.retry_now(index);
         }
         let now = self.timers.read_clock();
         self.timers.backoffs.push(now.saturating_add(delay), index);
@@ -428,6 +607,9 @@ impl<M: Mode> Engine<M> {
 
     /// Starts the next attempt of a waiting item (not polled yet).
     fn restart(&mut self, index: usize) {
+        if M::REPORTS {
+            self.counters.retries += 1;
+        }
         let meta = self.arena.meta(index);
         meta.attempts += 1;
         let keep = meta.keep.as_ref().expect("a retried item keeps its input");
@@ -454,8 +636,17 @@ impl<M: Mode> Engine<M> {
             }
         }
         while let Some(index) = self.timers.backoffs.pop_expired(now) {
-            self.restart(index);
-            self.drive(index);
+            if self.retry_now(index) {
+                self.drive(index);
+            }
+        }
+        if self.rate_due.is_some_and(|due| due <= now) {
+            // The limiter's wait is over: serve the waiting retries, and let phase 1 look at the input.
+            self.rate_due = None;
+            self.round_now = Some(now);
+            self.denied = false;
+            self.rate_woke = true;
+            self.serve_permits();
         }
         self.arm(now);
     }
@@ -502,7 +693,8 @@ impl<M: Mode> Engine<M> {
     /// early firing just re-arms).
     fn arm(&mut self, now: u64) {
         let timeout = self.timers.timeouts.earliest(&mut self.timers.links);
-        let earliest = match (timeout, self.timers.backoffs.earliest()) {
+        let backoff = self.timers.backoffs.earliest();
+        let earliest = match (timeout, backoff.into_iter().chain(self.rate_due).min()) {
             (Some(a), Some(b)) => a.min(b),
             (a, b) => match a.or(b) {
                 Some(deadline) => deadline,
@@ -553,10 +745,12 @@ impl<M: Mode> Engine<M> {
             )
         };
         self.occupied -= 1;
-        if !self.input_done {
+        if !self.input_done && self.permits.is_empty() && self.permit() {
             match pull(cx) {
                 Poll::Ready(Some(item)) => {
+                    self.take_permit();
                     self.start(index, item);
+                    self.report(&output);
                     return Some(output);
                 }
                 Poll::Ready(None) => self.input_done = true,
@@ -564,7 +758,19 @@ impl<M: Mode> Engine<M> {
             }
         }
         self.free.push(index);
+        self.report(&output);
         Some(output)
+    }
+
+    /// Hands the callback the snapshot for an outcome about to be yielded (reporting lanes only).
+    #[inline]
+    fn report(&mut self, output: &M::Output) {
+        if M::REPORTS {
+            let now = self.timers.clock.now();
+            let success = M::succeeded(output);
+            let progress = self.counters.complete(success, self.occupied, now);
+            self.mode.report(&progress);
+        }
     }
 }
 

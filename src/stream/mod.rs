@@ -9,8 +9,10 @@ use pin_project_lite::pin_project;
 
 use crate::engine::{Engine, Mode};
 use crate::mode::{Identity, MapFn, Plain, Task};
+use crate::progress::Silent;
 
-/// The stream that [`map_async`](crate::Lane::map_async) returns, for a lane of kind `P`.
+/// The stream that [`map_async`](crate::Lane::map_async) returns, for a lane of kind `P` with
+/// progress reporting `G`.
 ///
 /// ```
 /// use futures::stream::{self, Iter, StreamExt};
@@ -25,9 +27,11 @@ use crate::mode::{Identity, MapFn, Plain, Task};
 /// assert_eq!(out, [2, 4]);
 /// # });
 /// ```
-pub type MapAsync<St, F, P = Plain> = LaneStream<St, Task<MapFn<F, <St as Stream>::Item>, P>>;
+pub type MapAsync<St, F, P = Plain, G = Silent> =
+    LaneStream<St, Task<MapFn<F, <St as Stream>::Item>, P, G>>;
 
-/// The stream that [`run`](crate::Lane::run) returns, for a lane of kind `P`.
+/// The stream that [`run`](crate::Lane::run) returns, for a lane of kind `P` with progress
+/// reporting `G`.
 ///
 /// ```
 /// use futures::StreamExt;
@@ -41,7 +45,8 @@ pub type MapAsync<St, F, P = Plain> = LaneStream<St, Task<MapFn<F, <St as Stream
 /// assert_eq!(out, [7]);
 /// # });
 /// ```
-pub type Run<St, P = Plain> = LaneStream<St, Task<Identity<<St as Stream>::Item>, P>>;
+pub type Run<St, P = Plain, G = Silent> =
+    LaneStream<St, Task<Identity<<St as Stream>::Item>, P, G>>;
 
 pin_project! {
     /// Stream for the [`map_async`](crate::Lane::map_async) and [`run`](crate::Lane::run) methods.
@@ -166,6 +171,9 @@ where
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<M::Output>> {
         let this = self.project();
         let mut stream = this.stream;
+        if this.engine.progress_unstarted() {
+            this.engine.begin_progress(stream.size_hint());
+        }
         this.engine
             .poll_next(cx, |cx| stream.as_mut().poll_next(cx))
     }
