@@ -11,7 +11,7 @@ use crate::mode::{Identity, MapFn, Once, Plain, Retrying, Task, Timed};
 use crate::progress::{Progress, Report, Silent};
 use crate::rate::Rate;
 use crate::time::Clock;
-use crate::{Backoff, Error, LaneStream};
+use crate::{Backoff, Error, LaneStream, MapAsync, Run};
 
 /// A builder for a bounded-concurrency run over a stream's items.
 ///
@@ -494,7 +494,7 @@ impl<St, P, G> Lane<St, P, G> {
     /// assert_eq!(pages[2], Err("no page 3".to_string()));
     /// # });
     /// ```
-    pub fn map_async<F, Fut>(self, f: F) -> LaneStream<St, Task<MapFn<F, St::Item>, P, G>>
+    pub fn map_async<F, Fut>(self, f: F) -> MapAsync<St, F, P, G>
     where
         St: Stream,
         F: FnMut(St::Item) -> Fut,
@@ -546,7 +546,7 @@ impl<St, P, G> Lane<St, P, G> {
     /// let jobs = (1..=3).map(|x| async move { Ok::<i32, ()>(x) });
     /// let _ = jobs.lane(2).retry(3).run(); // a future cannot be retried
     /// ```
-    pub fn run(self) -> LaneStream<St, Task<Identity<St::Item>, P, G>>
+    pub fn run(self) -> Run<St, P, G>
     where
         St: Stream,
         St::Item: Future,

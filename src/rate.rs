@@ -152,7 +152,7 @@ mod tests {
     fn a_burst_allows_back_to_back_starts_then_the_period() {
         let mut g = gcra(50.0, 5); // 20 ms, tau 80 ms
         for _ in 0..5 {
-            assert!(g.next_allowed() <= 0);
+            assert_eq!(g.next_allowed(), 0);
             g.start(0);
         }
         assert_eq!(g.next_allowed(), 20 * MS); // the sixth waits a period (RL-02)
