@@ -291,6 +291,17 @@ impl<M: Mode> Engine<M> {
         self.terminated
     }
 
+    /// Whether the lane would read its input but waits for a rate permit first.
+    #[inline]
+    pub(crate) fn waits_for_permit_to_pull(&self) -> bool {
+        self.rate_due.is_some() && !self.input_done && self.occupied < self.limit
+    }
+
+    /// The input says it has nothing left (its `size_hint` is `(0, Some(0))`): treat it as ended.
+    pub(crate) fn end_input(&mut self) {
+        self.input_done = true;
+    }
+
     /// Starts the progress clock and takes the total from the input's `size_hint`, at the first poll
     /// of a reporting lane (later calls do nothing).
     #[cold]
@@ -412,22 +423,26 @@ impl<M: Mode> Engine<M> {
                 self.stamp_timeouts();
                 if self.arena.may_sleep(cx.waker()) {
                     // Every attempt holds its slot's waker, the timer the lane's, the input ours.
-                    self.end_round(budget);
+                    self.sleep_round();
                     return Poll::Pending;
                 }
             }
         };
         self.stamp_timeouts();
-        self.end_round(budget);
         result
     }
 
-    /// With a rate limit: unless a start was denied in this call (or the budget ran out with work
-    /// left), nothing is waiting for the limiter, so the next start restarts its schedule.
+    /// On the way to sleeping, with a rate limit: unless a start was denied in this call, nothing is
+    /// waiting for the limiter (the input has nothing, or the slots are busy), so the next start
+    /// restarts the schedule from the present.
+    ///
+    /// NOTE: only a call that sleeps decides this. A call that returns an output may have stopped
+    /// starting because its slots hold finished outputs that the consumer is taking one per call:
+    /// the lane is still behind its schedule then, and the next calls catch up.
     #[inline]
-    fn end_round(&mut self, budget: u32) {
+    fn sleep_round(&mut self) {
         if let Some(gcra) = &mut self.rate {
-            if !self.denied && budget > 0 {
+            if !self.denied {
                 gcra.idle();
             }
         }

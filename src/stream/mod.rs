@@ -174,8 +174,21 @@ where
         if this.engine.progress_unstarted() {
             this.engine.begin_progress(stream.size_hint());
         }
-        this.engine
-            .poll_next(cx, |cx| stream.as_mut().poll_next(cx))
+        let polled = this
+            .engine
+            .poll_next(cx, |cx| stream.as_mut().poll_next(cx));
+        if polled.is_pending() && this.engine.waits_for_permit_to_pull() {
+            // The lane does not read its input before a start is allowed, so it cannot see the end of
+            // the input that way: ask the input whether it has anything left instead, so that a
+            // rate-limited lane ends with its last output, not a period later.
+            if stream.size_hint().1 == Some(0) {
+                this.engine.end_input();
+                return this
+                    .engine
+                    .poll_next(cx, |cx| stream.as_mut().poll_next(cx));
+            }
+        }
+        polled
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

@@ -1,0 +1,710 @@
+//! Rate limiting: SCENARIOS.md group G (RL-*), RT-15 (retries pass the limiter again), TO-05 (the
+//! timeout does not cover the wait for the limiter), and group Q (LN-*: reusable policies).
+//!
+//! Everything that depends on timing runs on a `ManualClock`, polled by hand, so start times are
+//! exact: a start that the schedule allows at `t` happens at `t`, never 1 ns before. Two real-time
+//! smoke tests (RL-01, RL-02) check the same on the system clock with loose upper bounds.
+
+mod common_time;
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use common_time::*;
+use futures::channel::mpsc;
+use futures::StreamExt;
+use proptest::prelude::*;
+use tasklane::time::ManualClock;
+use tasklane::{prelude::*, Backoff, Policy};
+
+/// A manual clock whose sleeps are futures the test's user code can await: advancing it wakes every
+/// sleeper, which then checks the time itself.
+#[derive(Clone, Default)]
+struct Sim {
+    clock: ManualClock,
+    sleepers: Rc<RefCell<Vec<Waker>>>,
+    /// The clock reading of every attempt start, in order.
+    starts: Rc<RefCell<Vec<Duration>>>,
+}
+
+impl Sim {
+    fn now(&self) -> Duration {
+        self.clock.elapsed()
+    }
+
+    /// Records an attempt start now.
+    fn start(&self) {
+        self.starts.borrow_mut().push(self.now());
+    }
+
+    fn starts(&self) -> Vec<Duration> {
+        self.starts.borrow().clone()
+    }
+
+    /// A future that finishes `d` from now (on this clock).
+    fn sleep(&self, d: Duration) -> SimSleep {
+        SimSleep {
+            sim: self.clone(),
+            until: self.now() + d,
+        }
+    }
+
+    fn advance(&self, d: Duration) {
+        self.clock.advance(d);
+        for w in self.sleepers.borrow_mut().drain(..) {
+            w.wake();
+        }
+    }
+
+    /// Polls `out` until it is pending, collecting what it yields.
+    fn drain<S: futures::Stream + Unpin>(&self, out: &mut S, into: &mut Vec<S::Item>) -> bool {
+        loop {
+            match poll_once(out) {
+                Poll::Ready(Some(item)) => into.push(item),
+                Poll::Ready(None) => return true,
+                Poll::Pending => return false,
+            }
+        }
+    }
+
+    /// Drives `out` to its end, advancing the clock by `step` whenever it is pending.
+    fn run<S: futures::Stream + Unpin>(&self, out: &mut S, step: Duration) -> Vec<S::Item> {
+        let mut items = Vec::new();
+        let deadline = self.now() + Duration::from_secs(100_000);
+        while !self.drain(out, &mut items) {
+            assert!(self.now() < deadline, "the lane never finished");
+            self.advance(step);
+        }
+        items
+    }
+}
+
+struct SimSleep {
+    sim: Sim,
+    until: Duration,
+}
+
+impl Future for SimSleep {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.sim.now() >= self.until {
+            return Poll::Ready(());
+        }
+        self.sim.sleepers.borrow_mut().push(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// Start times of `n` instant items at `per_second` with `burst`, limit `limit`, clock steps `step`.
+fn instant_starts(
+    n: u32,
+    limit: usize,
+    per_second: f64,
+    burst: u32,
+    step: Duration,
+) -> Vec<Duration> {
+    let sim = Sim::default();
+    let s = sim.clone();
+    let mut out = (0..n)
+        .lane(limit)
+        .with_clock(&sim.clock)
+        .rate(per_second)
+        .burst(burst)
+        .map_async(move |i| {
+            s.start();
+            async move { i }
+        });
+    let items = sim.run(&mut out, step);
+    assert_eq!(items.len(), n as usize);
+    sim.starts()
+}
+
+/// The message of a caught panic.
+fn panic_message(err: &Box<dyn std::any::Any + Send>) -> String {
+    err.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+fn ms_list(starts: &[Duration]) -> Vec<f64> {
+    starts.iter().map(|d| d.as_secs_f64() * 1e3).collect()
+}
+
+#[test]
+fn rl_01_rate_spaces_out_task_starts() {
+    // 20 instant tasks, limit 20, 100/s: one start every 10 ms, the first at once.
+    let starts = instant_starts(20, 20, 100.0, 1, NS * 1_000);
+    let expect: Vec<Duration> = (0..20).map(|k| ms(10 * k)).collect();
+    assert_eq!(starts, expect);
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "real time")]
+fn rl_01_on_the_system_clock() {
+    let t0 = std::time::Instant::now();
+    let out: Vec<u32> = futures::executor::block_on(
+        (0..20u32)
+            .lane(20)
+            .rate(100.0)
+            .map_async(|i| async move { i })
+            .collect(),
+    );
+    let elapsed = t0.elapsed();
+    assert_eq!(out.len(), 20);
+    assert!(
+        elapsed >= ms(189),
+        "20 starts at 100/s took only {elapsed:?}"
+    );
+    assert!(elapsed < ms(2_000), "took {elapsed:?}");
+}
+
+#[test]
+fn rl_02_a_burst_allows_initial_concurrency_then_the_sixth_waits() {
+    // 50/s, burst 5: five starts at 0, the sixth at 20 ms exactly.
+    let starts = instant_starts(7, 10, 50.0, 5, NS * 1_000);
+    assert_eq!(starts[..5], [Duration::ZERO; 5]);
+    assert_eq!(starts[5], ms(20));
+    assert_eq!(starts[6], ms(40));
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "real time")]
+fn rl_02_on_the_system_clock() {
+    let t0 = std::time::Instant::now();
+    let starts: Vec<Duration> = futures::executor::block_on(
+        (0..6)
+            .lane(6)
+            .rate(50.0)
+            .burst(5)
+            .map_async(|_| async move { t0.elapsed() })
+            .collect(),
+    );
+    let mut starts = starts;
+    starts.sort();
+    assert!(starts[4] < ms(50), "the burst took {:?}", starts[4]);
+    assert!(
+        starts[5] >= ms(19),
+        "the sixth started after {:?}",
+        starts[5]
+    );
+}
+
+#[test]
+fn rl_03_the_average_rate_is_bounded() {
+    // 200/s, burst 1, 40 starts: the last at 39 * 5 ms = 195 ms, none earlier than its turn.
+    let starts = instant_starts(40, 1, 200.0, 1, NS * 100_000);
+    assert_eq!(starts.last(), Some(&ms(195)));
+    for (k, t) in starts.iter().enumerate() {
+        assert!(*t >= ms(5 * k as u64), "start {k} at {t:?}");
+    }
+}
+
+#[test]
+fn rl_04_rl_10_invalid_rates_and_bursts_panic_naming_the_argument() {
+    for bad in [0.0, -5.0, -0.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let err = std::panic::catch_unwind(|| {
+            let _ = [1].lane(1).rate(bad);
+        })
+        .expect_err("a bad rate must panic");
+        let msg = panic_message(&err);
+        assert!(msg.contains("`rate`"), "{bad}: {msg}");
+        let err = std::panic::catch_unwind(|| {
+            let _ = Policy::new(1).rate(bad);
+        })
+        .expect_err("a bad rate must panic in a policy too");
+        assert!(panic_message(&err).contains("`rate`"));
+    }
+    let err = std::panic::catch_unwind(|| {
+        let _ = [1].lane(1).rate(1.0).burst(0);
+    })
+    .expect_err("burst 0 must panic");
+    assert!(panic_message(&err).contains("`burst`"));
+    let err = std::panic::catch_unwind(|| {
+        let _ = Policy::new(1).burst(0);
+    })
+    .expect_err("burst 0 must panic in a policy too");
+    assert!(panic_message(&err).contains("`burst`"));
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "panic hooks are process-wide")]
+fn rl_04_the_panic_points_at_the_caller() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let hook_seen = std::sync::Arc::clone(&seen);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let location = info.location().unwrap();
+        hook_seen
+            .lock()
+            .unwrap()
+            .push((location.file().to_string(), location.line()));
+    }));
+    let lane_line = line!() + 1;
+    let lane = std::panic::catch_unwind(|| drop([1].lane(1).rate(0.0)));
+    let policy_line = line!() + 1;
+    let policy = std::panic::catch_unwind(|| drop(Policy::new(1).burst(0)));
+    std::panic::set_hook(previous);
+    assert!(lane.is_err() && policy.is_err());
+    let seen = seen.lock().unwrap().clone();
+    let file = file!().to_string();
+    assert_eq!(seen, [(file.clone(), lane_line), (file, policy_line)]);
+}
+
+#[test]
+fn rl_05_gaps_between_starts_follow_the_rate() {
+    for per_second in [5.0, 10.0, 20.0, 30.0, 40.0, 50.0, 70.0, 100.0] {
+        let starts = instant_starts(3, 3, per_second, 1, NS * 100_000);
+        // The schedule sets the pace: start k is never before k periods, so a start that came late
+        // (at the next clock step) is followed by one that is a little less than a period after it.
+        let period = period_of(per_second);
+        for (k, t) in starts.iter().enumerate() {
+            assert!(
+                *t >= period * k as u32,
+                "{per_second}/s: start {k} at {t:?}"
+            );
+        }
+        for pair in starts.windows(2) {
+            let gap = pair[1] - pair[0];
+            assert!(gap + ms(1) >= period, "{per_second}/s: gap {gap:?}");
+            assert!(
+                gap.as_secs_f64() <= 1.75 / per_second,
+                "{per_second}/s: gap {gap:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn rl_06_start_times_at_low_rates() {
+    assert_eq!(
+        ms_list(&instant_starts(6, 6, 20.0, 1, NS * 1_000_000)),
+        [0.0, 50.0, 100.0, 150.0, 200.0, 250.0]
+    );
+    assert_eq!(
+        ms_list(&instant_starts(3, 3, 2.5, 1, NS * 1_000_000)),
+        [0.0, 400.0, 800.0]
+    );
+    // Below one per second: 0.2/s is one start every 5 s.
+    assert_eq!(
+        instant_starts(3, 3, 0.2, 1, ms(100)),
+        [
+            Duration::ZERO,
+            Duration::from_secs(5),
+            Duration::from_secs(10)
+        ]
+    );
+}
+
+#[test]
+fn rl_07_no_idle_credit_after_a_pause() {
+    // 20/s, limit 2, 300 ms tasks: [0, 50, 300, 350, 600, 650].
+    let sim = Sim::default();
+    let s = sim.clone();
+    let mut out = (0..6)
+        .lane(2)
+        .with_clock(&sim.clock)
+        .rate(20.0)
+        .map_async(move |i| {
+            s.start();
+            let sleep = s.sleep(ms(300));
+            async move {
+                sleep.await;
+                i
+            }
+        });
+    sim.run(&mut out, ms(1));
+    assert_eq!(
+        ms_list(&sim.starts()),
+        [0.0, 50.0, 300.0, 350.0, 600.0, 650.0]
+    );
+}
+
+#[test]
+fn rl_07_slots_freed_together_after_a_pause_still_start_a_period_apart() {
+    // Both tasks end at 500 ms exactly: the lane was held up by its limit, not by the rate, so the
+    // pause earns no credit: the next two start at 500 and 550, never back to back.
+    let sim = Sim::default();
+    let s = sim.clone();
+    let mut out = (0..4u64)
+        .lane(2)
+        .with_clock(&sim.clock)
+        .rate(20.0)
+        .map_async(move |i| {
+            s.start();
+            let end = if i < 2 { ms(500) } else { ms(0) };
+            let sleep = s.sleep(end.saturating_sub(s.now()));
+            async move {
+                sleep.await;
+                i
+            }
+        });
+    sim.run(&mut out, ms(10));
+    assert_eq!(ms_list(&sim.starts()), [0.0, 50.0, 500.0, 550.0]);
+}
+
+#[test]
+fn rl_08_rt_15_retries_pass_the_limiter_again() {
+    // 10/s, an item failing twice, retries 5, zero back-off: attempts at 0, 100, 200 ms.
+    let sim = Sim::default();
+    let s = sim.clone();
+    let calls = Calls::default();
+    let mut out = [0u32]
+        .lane(1)
+        .with_clock(&sim.clock)
+        .rate(10.0)
+        .retry(5)
+        .backoff(Backoff::constant(Duration::ZERO))
+        .map_async(move |id| {
+            s.start();
+            let n = calls.next(id);
+            async move {
+                if n <= 2 {
+                    Err("flaky")
+                } else {
+                    Ok(n)
+                }
+            }
+        });
+    let items = sim.run(&mut out, ms(1));
+    assert_eq!(items.len(), 1);
+    assert_eq!(*items[0].as_ref().unwrap(), 3);
+    assert_eq!(ms_list(&sim.starts()), [0.0, 100.0, 200.0]);
+}
+
+#[test]
+fn a_retry_waiting_for_a_permit_goes_before_new_items() {
+    // 10/s, limit 2: item 0 fails at once and its retry (no back-off) waits for a permit. A slot is
+    // free, but item 1 is not pulled ahead of the waiting retry: the retry takes the permit at
+    // 100 ms, item 1 the next at 200 ms, item 2 the one at 300 ms.
+    let sim = Sim::default();
+    let s = sim.clone();
+    let calls = Calls::default();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let l = Rc::clone(&log);
+    let mut out = [0u32, 1, 2]
+        .lane(2)
+        .with_clock(&sim.clock)
+        .rate(10.0)
+        .retry(1)
+        .backoff(Backoff::constant(Duration::ZERO))
+        .map_async(move |id| {
+            let n = calls.next(id);
+            l.borrow_mut().push((s.now().as_millis() as u64, id, n));
+            async move {
+                if id == 0 && n == 1 {
+                    Err("first attempt fails")
+                } else {
+                    Ok(id)
+                }
+            }
+        });
+    let items = sim.run(&mut out, ms(1));
+    assert_eq!(items.len(), 3);
+    assert_eq!(
+        *log.borrow(),
+        [(0, 0, 1), (100, 0, 2), (200, 1, 1), (300, 2, 1)]
+    );
+}
+
+#[test]
+fn rl_09_each_run_of_a_policy_has_its_own_limiter() {
+    let sim = Sim::default();
+    let policy = Policy::new(4).rate(10.0).with_clock(&sim.clock);
+    let (a, b) = (sim.clone(), sim.clone());
+    let mut first = (0..2).lane_with(&policy).map_async(move |i| {
+        a.start();
+        async move { i }
+    });
+    let mut second = (0..2).lane_with(&policy).map_async(move |i| {
+        b.start();
+        async move { i }
+    });
+    let mut got = Vec::new();
+    sim.drain(&mut first, &mut got);
+    sim.drain(&mut second, &mut got);
+    // Both runs start their first item at once: they do not share a budget.
+    assert_eq!(sim.starts(), [Duration::ZERO, Duration::ZERO]);
+    sim.advance(ms(100));
+    sim.drain(&mut first, &mut got);
+    sim.drain(&mut second, &mut got);
+    assert_eq!(sim.starts().len(), 4);
+    assert_eq!(got.len(), 4);
+}
+
+#[test]
+fn to_05_the_timeout_does_not_cover_the_wait_for_the_limiter() {
+    // 5 items of 10 ms at 10/s, limit 5, timeout 50 ms: all succeed, the last starting at 400 ms.
+    let sim = Sim::default();
+    let s = sim.clone();
+    let mut out = (0..5)
+        .lane(5)
+        .with_clock(&sim.clock)
+        .rate(10.0)
+        .timeout(ms(50))
+        .map_async(move |i| {
+            s.start();
+            let sleep = s.sleep(ms(10));
+            async move {
+                sleep.await;
+                Ok::<_, ()>(i)
+            }
+        });
+    let items = sim.run(&mut out, ms(1));
+    assert!(items.iter().all(Result::is_ok), "{items:?}");
+    assert_eq!(sim.starts().last(), Some(&ms(400)));
+    assert_eq!(sim.now(), ms(410));
+}
+
+#[test]
+fn the_input_is_not_read_ahead_while_the_lane_waits_for_the_limiter() {
+    let sim = Sim::default();
+    let pulled = Rc::new(RefCell::new(0));
+    let p = Rc::clone(&pulled);
+    let input = (0..10).into_stream().inspect(move |_| *p.borrow_mut() += 1);
+    let mut out = input
+        .lane(8)
+        .with_clock(&sim.clock)
+        .rate(10.0)
+        .map_async(|i| async move { i });
+    let mut got = Vec::new();
+    sim.drain(&mut out, &mut got);
+    assert_eq!(
+        (got.len(), *pulled.borrow()),
+        (1, 1),
+        "free slots, but no permit"
+    );
+    sim.advance(ms(99));
+    sim.drain(&mut out, &mut got);
+    assert_eq!(*pulled.borrow(), 1, "pulled 1 ms before its permit");
+    sim.advance(ms(1));
+    sim.drain(&mut out, &mut got);
+    assert_eq!((got.len(), *pulled.borrow()), (2, 2));
+}
+
+#[test]
+fn a_late_wake_up_releases_every_start_the_schedule_allowed() {
+    // 1,000/s (1 ms): the clock jumps 4.5 ms at a time, as if the timer woke late each time. The
+    // starts come in bunches, but exactly as many as the schedule allows: by time t, 1 + ⌊t / 1 ms⌋.
+    let starts = instant_starts(100, 64, 1_000.0, 1, NS * 4_500_000);
+    for (k, t) in starts.iter().enumerate() {
+        assert!(*t >= ms(k as u64), "start {k} at {t:?} is early");
+    }
+    // No throughput lost: the 100th start (k = 99, due at 99 ms) came at the first reading after.
+    assert!(starts[99] < ms(99) + NS * 4_500_000, "{:?}", starts[99]);
+    let at_9ms = starts.iter().filter(|t| **t <= ms(9)).count();
+    assert_eq!(at_9ms, 10);
+}
+
+#[test]
+fn after_idleness_at_most_the_burst_comes_back_to_back() {
+    let sim = Sim::default();
+    let (tx, rx) = mpsc::unbounded::<u32>();
+    let s = sim.clone();
+    let mut out = rx
+        .lane(16)
+        .with_clock(&sim.clock)
+        .rate(100.0)
+        .burst(3)
+        .map_async(move |i| {
+            s.start();
+            async move { i }
+        });
+    let mut got = Vec::new();
+    sim.drain(&mut out, &mut got); // idle: nothing to start
+    sim.advance(Duration::from_secs(10)); // a long idle time...
+    for i in 0..10 {
+        tx.unbounded_send(i).unwrap(); // ...then a flood
+    }
+    sim.drain(&mut out, &mut got);
+    assert_eq!(sim.starts().len(), 3, "only the burst at once");
+    sim.advance(ms(9));
+    sim.drain(&mut out, &mut got);
+    assert_eq!(sim.starts().len(), 3);
+    sim.advance(ms(1));
+    sim.drain(&mut out, &mut got);
+    assert_eq!(sim.starts().len(), 4, "then one per period");
+}
+
+#[test]
+fn dropping_a_lane_that_waits_for_the_limiter_frees_everything() {
+    let sim = Sim::default();
+    let (token, items) = items(5);
+    let mut out = items
+        .lane(4)
+        .with_clock(&sim.clock)
+        .rate(1.0)
+        .retry(3)
+        .map_async(|item: Item| async move { Err::<u32, _>(item.id) });
+    let mut got = Vec::new();
+    sim.drain(&mut out, &mut got);
+    assert!(std::rc::Rc::strong_count(&token) > 1);
+    drop(out);
+    assert_eq!(
+        std::rc::Rc::strong_count(&token),
+        1,
+        "everything the lane held is dropped"
+    );
+}
+
+#[test]
+fn ln_01_deriving_a_policy_never_changes_the_original() {
+    let base = Policy::new(4).retry::<&str>(1);
+    let derived = base.clone().limit(8);
+    assert_eq!([0].lane_with(&base).limit(), 4);
+    assert_eq!([0].lane_with(&derived).limit(), 8);
+    // The derived policy kept `retries = 1`: two attempts per failing item.
+    for policy in [&base, &derived] {
+        let calls = Calls::default();
+        let c = calls.clone();
+        let out: Vec<_> = futures::executor::block_on(
+            [7u32]
+                .lane_with(policy)
+                .backoff(Backoff::constant(Duration::ZERO))
+                .map_async(move |id| {
+                    c.next(id);
+                    async move { Err::<(), _>("no") }
+                })
+                .collect(),
+        );
+        assert_eq!(out[0].as_ref().unwrap_err().attempts(), 2);
+        assert_eq!(calls.of(7), 2);
+    }
+}
+
+#[test]
+fn ln_01_a_policy_is_clone_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync + Clone>(_: &T) {}
+    let policy = Policy::new(4)
+        .ordered()
+        .retry::<std::io::Error>(2)
+        .retry_if(|e| e.is_timeout())
+        .timeout(ms(100))
+        .rate(5.0)
+        .burst(2);
+    assert_send_sync(&policy);
+    let _ = format!("{policy:?}");
+}
+
+#[test]
+fn ln_02_defaults_of_a_policy() {
+    // Unordered, no retry, no timeout, no rate: a plain lane whose outputs are the futures' own.
+    let policy = Policy::new(16);
+    let lane = (0..3).lane_with(&policy);
+    assert_eq!(lane.limit(), 16);
+    assert!(!lane.is_ordered());
+    let mut out: Vec<u32> =
+        futures::executor::block_on(lane.map_async(|x| async move { x }).collect());
+    out.sort_unstable();
+    assert_eq!(out, [0, 1, 2]);
+    let err = std::panic::catch_unwind(|| Policy::new(0)).expect_err("limit 0 panics");
+    assert!(panic_message(&err).contains("`limit`"));
+    let err = std::panic::catch_unwind(|| Policy::new(3).limit(0)).expect_err("limit 0 panics");
+    assert!(panic_message(&err).contains("`limit`"));
+}
+
+/// The lane's period for `per_second`, computed as the lane does (rounded up to the nanosecond).
+fn period_of(per_second: f64) -> Duration {
+    Duration::from_nanos((1e9 / per_second).ceil() as u64)
+}
+
+/// Arrival times (ms), task durations (ms) and the lane's shape, for the schedule property.
+fn schedule_inputs() -> impl Strategy<Value = (u64, u32, usize, Vec<(u64, u64)>, u64)> {
+    (1u64..=20, 1u32..=4, 1usize..=6, 1usize..=40, 1u64..=8).prop_flat_map(
+        |(period_ms, burst, limit, n, step_tenths)| {
+            (
+                Just(period_ms),
+                Just(burst),
+                Just(limit),
+                proptest::collection::vec((0u64..200, 0u64..30), n),
+                Just(step_tenths),
+            )
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: if cfg!(miri) { 3 } else { 128 },
+        failure_persistence: if cfg!(miri) { None } else { ProptestConfig::default().failure_persistence },
+        ..ProptestConfig::default()
+    })]
+
+    /// Over random rates, bursts, limits, arrival times and task durations: start k is never earlier
+    /// than `t0 + (k - burst + 1) T`; at no instant do more than `burst` starts come back to back
+    /// (the clock moves in steps shorter than a period, so no late wake-up is ever owed: whatever
+    /// comes at once comes from the burst, after idleness or not); and every item yields exactly one
+    /// output.
+    #[test]
+    fn the_schedule_holds_over_random_arrivals(
+        (period_ms, burst, limit, jobs, step_tenths) in schedule_inputs()
+    ) {
+        let sim = Sim::default();
+        let per_second = 1_000.0 / period_ms as f64;
+        let period = period_of(per_second);
+        let (tx, rx) = mpsc::unbounded::<(usize, u64)>();
+        let s = sim.clone();
+        let mut out = rx
+            .lane(limit)
+            .with_clock(&sim.clock)
+            .rate(per_second)
+            .burst(burst)
+            .map_async(move |(i, dur)| {
+                s.start();
+                let sleep = s.sleep(ms(dur));
+                async move { sleep.await; i }
+            });
+        let mut arrivals: Vec<(u64, usize, u64)> =
+            jobs.iter().enumerate().map(|(i, &(at, dur))| (at, i, dur)).collect();
+        arrivals.sort_unstable();
+        let mut pending = arrivals.into_iter().peekable();
+        let step = period * step_tenths as u32 / 10;
+        let mut got = Vec::new();
+        let mut tx = Some(tx);
+        loop {
+            while let Some(&(at, i, dur)) = pending.peek() {
+                if ms(at) > sim.now() { break; }
+                tx.as_ref().unwrap().unbounded_send((i, dur)).unwrap();
+                pending.next();
+            }
+            if pending.peek().is_none() { tx = None; }
+            if sim.drain(&mut out, &mut got) { break; }
+            prop_assert!(sim.now() < Duration::from_secs(3_600));
+            sim.advance(step.max(NS));
+        }
+        got.sort_unstable();
+        prop_assert_eq!(got, (0..jobs.len()).collect::<Vec<_>>());
+        let starts = sim.starts();
+        let t0 = starts[0];
+        for (k, t) in starts.iter().enumerate() {
+            let due = t0 + period * (k as u32 + 1).saturating_sub(burst);
+            prop_assert!(*t >= due, "start {} at {:?}, due {:?}", k, t, due);
+        }
+        for same in starts.chunk_by(|a, b| a == b) {
+            prop_assert!(same.len() <= burst as usize,
+                "{} starts at {:?} (burst {})", same.len(), same[0], burst);
+        }
+    }
+
+    /// With saturated demand (every item there from the start, instant tasks) and the clock moving in
+    /// steps of up to 5 ms (late timer wake-ups), no throughput is lost: by each start, exactly as many
+    /// have started as the schedule allows.
+    #[test]
+    fn late_wake_ups_cost_no_throughput(
+        period_us in 10u64..=2_000, burst in 1u32..=4, step_us in 1u64..=5_000, n in 1u32..=300
+    ) {
+        let per_second = 1e6 / period_us as f64;
+        let starts = instant_starts(n, 64, per_second, burst, NS * (step_us as u32 * 1_000));
+        let period = period_of(per_second);
+        for (k, t) in starts.iter().enumerate() {
+            let due = period * (k as u32 + 1).saturating_sub(burst);
+            prop_assert!(*t >= due, "start {} at {:?} before {:?}", k, t, due);
+            // Not later than the first clock reading at or after its due time.
+            prop_assert!(*t < due + NS * (step_us as u32 * 1_000), "start {} at {:?}, due {:?}", k, t, due);
+        }
+    }
+}
