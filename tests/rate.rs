@@ -8,96 +8,14 @@
 mod common_time;
 
 use std::cell::RefCell;
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use common_time::*;
 use futures::channel::mpsc;
 use futures::StreamExt;
 use proptest::prelude::*;
-use tasklane::time::ManualClock;
 use tasklane::{prelude::*, Backoff, Policy};
-
-/// A manual clock whose sleeps are futures the test's user code can await: advancing it wakes every
-/// sleeper, which then checks the time itself.
-#[derive(Clone, Default)]
-struct Sim {
-    clock: ManualClock,
-    sleepers: Rc<RefCell<Vec<Waker>>>,
-    /// The clock reading of every attempt start, in order.
-    starts: Rc<RefCell<Vec<Duration>>>,
-}
-
-impl Sim {
-    fn now(&self) -> Duration {
-        self.clock.elapsed()
-    }
-
-    /// Records an attempt start now.
-    fn start(&self) {
-        self.starts.borrow_mut().push(self.now());
-    }
-
-    fn starts(&self) -> Vec<Duration> {
-        self.starts.borrow().clone()
-    }
-
-    /// A future that finishes `d` from now (on this clock).
-    fn sleep(&self, d: Duration) -> SimSleep {
-        SimSleep {
-            sim: self.clone(),
-            until: self.now() + d,
-        }
-    }
-
-    fn advance(&self, d: Duration) {
-        self.clock.advance(d);
-        for w in self.sleepers.borrow_mut().drain(..) {
-            w.wake();
-        }
-    }
-
-    /// Polls `out` until it is pending, collecting what it yields.
-    fn drain<S: futures::Stream + Unpin>(&self, out: &mut S, into: &mut Vec<S::Item>) -> bool {
-        loop {
-            match poll_once(out) {
-                Poll::Ready(Some(item)) => into.push(item),
-                Poll::Ready(None) => return true,
-                Poll::Pending => return false,
-            }
-        }
-    }
-
-    /// Drives `out` to its end, advancing the clock by `step` whenever it is pending.
-    fn run<S: futures::Stream + Unpin>(&self, out: &mut S, step: Duration) -> Vec<S::Item> {
-        let mut items = Vec::new();
-        let deadline = self.now() + Duration::from_secs(100_000);
-        while !self.drain(out, &mut items) {
-            assert!(self.now() < deadline, "the lane never finished");
-            self.advance(step);
-        }
-        items
-    }
-}
-
-struct SimSleep {
-    sim: Sim,
-    until: Duration,
-}
-
-impl Future for SimSleep {
-    type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.sim.now() >= self.until {
-            return Poll::Ready(());
-        }
-        self.sim.sleepers.borrow_mut().push(cx.waker().clone());
-        Poll::Pending
-    }
-}
 
 /// Start times of `n` instant items at `per_second` with `burst`, limit `limit`, clock steps `step`.
 fn instant_starts(

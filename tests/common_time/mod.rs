@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures::channel::oneshot;
@@ -371,5 +371,95 @@ pub(crate) fn order_name(ordered: bool) -> &'static str {
         "ordered"
     } else {
         "unordered"
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A manual clock with sleeps for user futures
+// ---------------------------------------------------------------------------------------------
+
+/// A manual clock whose sleeps are futures the test's user code can await: advancing it wakes every
+/// sleeper, which then checks the time itself.
+#[derive(Clone, Default)]
+pub(crate) struct Sim {
+    pub(crate) clock: ManualClock,
+    sleepers: Rc<RefCell<Vec<Waker>>>,
+    /// The clock reading of every attempt start, in order.
+    starts: Rc<RefCell<Vec<Duration>>>,
+}
+
+impl Sim {
+    pub(crate) fn now(&self) -> Duration {
+        self.clock.elapsed()
+    }
+
+    /// Records an attempt start now.
+    pub(crate) fn start(&self) {
+        self.starts.borrow_mut().push(self.now());
+    }
+
+    pub(crate) fn starts(&self) -> Vec<Duration> {
+        self.starts.borrow().clone()
+    }
+
+    /// A future that finishes `d` from now (on this clock).
+    pub(crate) fn sleep(&self, d: Duration) -> SimSleep {
+        SimSleep {
+            sim: self.clone(),
+            until: self.now() + d,
+        }
+    }
+
+    pub(crate) fn advance(&self, d: Duration) {
+        self.clock.advance(d);
+        for w in self.sleepers.borrow_mut().drain(..) {
+            w.wake();
+        }
+    }
+
+    /// Polls `out` until it is pending, collecting what it yields.
+    pub(crate) fn drain<S: futures::Stream + Unpin>(
+        &self,
+        out: &mut S,
+        into: &mut Vec<S::Item>,
+    ) -> bool {
+        loop {
+            match poll_once(out) {
+                Poll::Ready(Some(item)) => into.push(item),
+                Poll::Ready(None) => return true,
+                Poll::Pending => return false,
+            }
+        }
+    }
+
+    /// Drives `out` to its end, advancing the clock by `step` whenever it is pending.
+    pub(crate) fn run<S: futures::Stream + Unpin>(
+        &self,
+        out: &mut S,
+        step: Duration,
+    ) -> Vec<S::Item> {
+        let mut items = Vec::new();
+        let deadline = self.now() + Duration::from_secs(100_000);
+        while !self.drain(out, &mut items) {
+            assert!(self.now() < deadline, "the lane never finished");
+            self.advance(step);
+        }
+        items
+    }
+}
+
+pub(crate) struct SimSleep {
+    sim: Sim,
+    until: Duration,
+}
+
+impl Future for SimSleep {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.sim.now() >= self.until {
+            return Poll::Ready(());
+        }
+        self.sim.sleepers.borrow_mut().push(cx.waker().clone());
+        Poll::Pending
     }
 }
