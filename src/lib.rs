@@ -106,29 +106,74 @@
 //! while the lane is polled. So if a consumer awaits something slow between two `next()` calls,
 //! the in-flight work stalls for that long: the *buffered streams trap* known from futures-util's
 //! `buffered` (rust-lang/futures-rs#2387), which can even deadlock when the in-flight futures and the
-//! consumer's own work wait on the same resource, such as a connection pool of size one. Keep the
-//! loop body short, or move its slow part into the lane itself (map to a future that does both
-//! steps). A dedicated `for_each_async` terminal that drives the lane while the handler awaits is
-//! planned.
+//! consumer's own work wait on the same resource, such as a connection pool of size one.
+//!
+//! **The trap.** Here the loop body lets the second item go on and waits for it to finish, but
+//! nothing polls the lane while the body waits, so the second item never runs: the loop stalls for
+//! good.
 //!
 //! ```
-//! use futures::StreamExt;
+//! use futures::channel::oneshot;
+//! use futures::{FutureExt, StreamExt};
+//! use tasklane::prelude::*;
+//!
+//! let (go, go_rx) = oneshot::channel::<()>();
+//! let (done_tx, done) = oneshot::channel::<()>();
+//! let second_item = async move { go_rx.await.unwrap(); done_tx.send(()).unwrap(); 2 };
+//! let mut out = vec![async { 1 }.boxed(), second_item.boxed()].lane(2).run();
+//! let mut stalled = async move {
+//!     while let Some(x) = out.next().await {
+//!         if x == 1 {
+//!             go.send(()).unwrap();
+//!             done.await.unwrap(); // waits for the second item, which nobody polls
+//!             break;
+//!         }
+//!     }
+//! }
+//! .boxed();
+//! // Polled as often as you like, it never finishes (an executor would hang here).
+//! for _ in 0..10 {
+//!     assert!((&mut stalled).now_or_never().is_none());
+//! }
+//! ```
+//!
+//! **The way out: [`for_each_async`](LaneStream::for_each_async).** It polls the handler's future
+//! and the lane together, so in-flight work keeps running while the handler awaits. The same
+//! handler now finishes:
+//!
+//! ```
+//! use std::sync::Mutex;
+//! use futures::channel::oneshot;
+//! use futures::FutureExt;
 //! use tasklane::prelude::*;
 //!
 //! # futures::executor::block_on(async {
-//! // Instead of `while let Some(x) = out.next().await { store(x).await }`,
-//! // put both steps inside the lane, so storing never holds back fetching:
-//! let stored: Vec<u32> = (0..4u32)
+//! let (go, go_rx) = oneshot::channel::<()>();
+//! let (done_tx, done) = oneshot::channel::<()>();
+//! let second_item = async move { go_rx.await.unwrap(); done_tx.send(()).unwrap(); 2 };
+//! let channels = Mutex::new(Some((go, done)));
+//! let seen = Mutex::new(Vec::new());
+//! vec![async { 1 }.boxed(), second_item.boxed()]
 //!     .lane(2)
-//!     .map_async(|id| async move {
-//!         let page = id * 2; // fetch
-//!         page + 1 // store
+//!     .run()
+//!     .for_each_async(|x| {
+//!         seen.lock().unwrap().push(x);
+//!         let wait = if x == 1 { channels.lock().unwrap().take() } else { None };
+//!         async move {
+//!             if let Some((go, done)) = wait {
+//!                 go.send(()).unwrap();
+//!                 done.await.unwrap(); // the lane keeps polling the second item meanwhile
+//!             }
+//!         }
 //!     })
-//!     .collect()
 //!     .await;
-//! assert_eq!(stored.len(), 4);
+//! assert_eq!(*seen.lock().unwrap(), [1, 2]);
 //! # });
 //! ```
+//!
+//! Handlers run one at a time; outputs that finish meanwhile wait in their slots (within the
+//! limit). When the handling itself should run concurrently, put it inside the lane's future instead
+//! (`map_async(|id| async move { store(fetch(id).await).await })`).
 //!
 //! # Runtime support
 //!
@@ -171,4 +216,4 @@ pub use error::Error;
 pub use ext::{IterLaneExt, LaneExt};
 pub use iter::Iter;
 pub use lane::Lane;
-pub use stream::{LaneStream, MapAsync, Run};
+pub use stream::{ForEachAsync, LaneStream, MapAsync, Run};

@@ -258,10 +258,35 @@ impl<M: Mode> Engine<M> {
 
     /// Advances the lane. `pull` polls the input for its next item (it is called only while a slot
     /// is free, and never again after it returned `Ready(None)`).
-    pub(crate) fn poll_next<P>(
+    #[inline]
+    pub(crate) fn poll_next<P>(&mut self, cx: &mut Context<'_>, pull: P) -> Poll<Option<M::Output>>
+    where
+        P: FnMut(&mut Context<'_>) -> Poll<Option<M::Item>>,
+    {
+        self.poll_lane(cx, pull, true)
+    }
+
+    /// Advances the lane like [`Engine::poll_next`] but yields nothing: finished outputs stay in
+    /// their slots (which stay taken, so the limit holds), every other slot keeps being driven and
+    /// free slots are filled. `Ready(())` once the lane has ended (every output yielded); `Pending`
+    /// otherwise, with every waker registered. For `for_each_async`, while its handler runs.
+    pub(crate) fn poll_drive<P>(&mut self, cx: &mut Context<'_>, pull: P) -> Poll<()>
+    where
+        P: FnMut(&mut Context<'_>) -> Poll<Option<M::Item>>,
+    {
+        match self.poll_lane(cx, pull, false) {
+            Poll::Ready(None) => Poll::Ready(()),
+            Poll::Ready(Some(_)) => unreachable!("tasklane: a lane driven without emitting emitted"),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// The body of [`Engine::poll_next`] (`emit`) and [`Engine::poll_drive`] (not `emit`).
+    fn poll_lane<P>(
         &mut self,
         cx: &mut Context<'_>,
         mut pull: P,
+        emit: bool,
     ) -> Poll<Option<M::Output>>
     where
         P: FnMut(&mut Context<'_>) -> Poll<Option<M::Item>>,
@@ -309,7 +334,7 @@ impl<M: Mode> Engine<M> {
             }
 
             // Phase 3: emit one output, refilling its slot first.
-            if let Some(output) = self.emit(cx, &mut pull) {
+            if let Some(output) = if emit { self.emit(cx, &mut pull) } else { None } {
                 break Poll::Ready(Some(output));
             }
 

@@ -10,6 +10,9 @@ use pin_project_lite::pin_project;
 use crate::engine::{Engine, Mode};
 use crate::mode::{Identity, MapFn, Plain, Task};
 
+mod for_each_async;
+pub use for_each_async::ForEachAsync;
+
 /// The stream that [`map_async`](crate::Lane::map_async) returns, for a lane of kind `P`.
 ///
 /// ```
