@@ -208,6 +208,7 @@ mod gather;
 mod iter;
 mod lane;
 pub mod mode;
+pub mod pool;
 pub mod prelude;
 mod stream;
 pub mod time;
