@@ -24,7 +24,8 @@ use futures::stream::{self, StreamExt};
 use futures::task::noop_waker_ref;
 use tasklane::pool::TaskPool;
 
-#[allow(dead_code)] // reason: this bench uses only `yield_once` of the helpers the bench files share
+#[allow(dead_code)]
+// reason: this bench uses only `yield_once` of the helpers the bench files share
 mod common;
 use common::yield_once;
 
@@ -71,28 +72,40 @@ where
     Fut: Future<Output = u64>,
 {
     for limit in LIMITS {
-        group.bench_function(BenchmarkId::new("tasklane_gather", limit_name(limit)), |b| {
-            b.iter(|| {
-                let out = block_on(tasklane::gather((0..black_box(N)).map(f), limit));
-                check(N, &out);
-            })
-        });
-        if limit != usize::MAX {
-            group.bench_function(BenchmarkId::new("futures_util_buffered", limit_name(limit)), |b| {
+        group.bench_function(
+            BenchmarkId::new("tasklane_gather", limit_name(limit)),
+            |b| {
                 b.iter(|| {
-                    let out: Vec<u64> =
-                        block_on(stream::iter((0..black_box(N)).map(f)).buffered(limit).collect());
+                    let out = block_on(tasklane::gather((0..black_box(N)).map(f), limit));
                     check(N, &out);
                 })
-            });
+            },
+        );
+        if limit != usize::MAX {
+            group.bench_function(
+                BenchmarkId::new("futures_util_buffered", limit_name(limit)),
+                |b| {
+                    b.iter(|| {
+                        let out: Vec<u64> = block_on(
+                            stream::iter((0..black_box(N)).map(f))
+                                .buffered(limit)
+                                .collect(),
+                        );
+                        check(N, &out);
+                    })
+                },
+            );
         }
     }
-    group.bench_function(BenchmarkId::new("futures_buffered_join_all", "unbounded"), |b| {
-        b.iter(|| {
-            let out = block_on(futures_buffered::join_all((0..black_box(N)).map(f)));
-            check(N, &out);
-        })
-    });
+    group.bench_function(
+        BenchmarkId::new("futures_buffered_join_all", "unbounded"),
+        |b| {
+            b.iter(|| {
+                let out = block_on(futures_buffered::join_all((0..black_box(N)).map(f)));
+                check(N, &out);
+            })
+        },
+    );
 }
 
 fn gather(c: &mut Criterion) {
@@ -139,7 +152,10 @@ fn tokio_joinset(rt: &tokio::runtime::Runtime) -> u64 {
         let permits = Arc::new(tokio::sync::Semaphore::new(WORKERS));
         let mut set = tokio::task::JoinSet::new();
         for i in 0..black_box(JOBS) {
-            let permit = Arc::clone(&permits).acquire_owned().await.expect("never closed");
+            let permit = Arc::clone(&permits)
+                .acquire_owned()
+                .await
+                .expect("never closed");
             set.spawn(async move {
                 let _permit = permit;
                 yield_once(i).await

@@ -21,7 +21,7 @@ use futures_core::future::FusedFuture;
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 
-use crate::{IterLaneExt, Iter, Run};
+use crate::{Iter, IterLaneExt, Run};
 
 /// The lane that every helper here drives: `futs` with their input positions, in completion order,
 /// until an output stops the input.
@@ -185,7 +185,11 @@ where
 }
 
 #[track_caller]
-fn feed_lane<I>(futs: I, limit: usize, stops: Option<StopIf<<I::Item as Future>::Output>>) -> FeedLane<I>
+fn feed_lane<I>(
+    futs: I,
+    limit: usize,
+    stops: Option<StopIf<<I::Item as Future>::Output>>,
+) -> FeedLane<I>
 where
     I: IntoIterator,
     I::Item: Future,

@@ -31,8 +31,16 @@ fn regression_futures_rs_2387_handler_waits_on_in_flight_work() {
     let fut = (0..2)
         .lane(2)
         .map_async(|i| {
-            let gate1 = if i == 1 { gate1.borrow_mut().take() } else { None };
-            let done1 = if i == 1 { done1_tx.borrow_mut().take() } else { None };
+            let gate1 = if i == 1 {
+                gate1.borrow_mut().take()
+            } else {
+                None
+            };
+            let done1 = if i == 1 {
+                done1_tx.borrow_mut().take()
+            } else {
+                None
+            };
             async move {
                 if let (Some(gate1), Some(done1)) = (gate1, done1) {
                     gate1.await;
@@ -129,7 +137,9 @@ fn regression_futures_rs_2387_in_flight_work_finishes_while_handler_sleeps() {
     let times = log.lock().unwrap().clone();
     assert_eq!(times.len(), 4);
     assert!(
-        times.iter().all(|t| *t < Duration::from_millis(HANDLER / 2)),
+        times
+            .iter()
+            .all(|t| *t < Duration::from_millis(HANDLER / 2)),
         "{times:?}"
     );
 
@@ -186,7 +196,9 @@ fn one_handler_at_a_time_within_the_limit_with_eager_refill() {
     let (waker, _) = new_count_waker();
     let mut cx = Context::from_waker(&waker);
     // Open every gate in an order of our choosing, polling in between.
-    for i in [2, 0, 1, 5, 3, 4, 8, 6, 7, 11, 9, 10, 14, 12, 13, 17, 15, 16, 19, 18] {
+    for i in [
+        2, 0, 1, 5, 3, 4, 8, 6, 7, 11, 9, 10, 14, 12, 13, 17, 15, 16, 19, 18,
+    ] {
         assert!(fut.as_mut().poll(&mut cx).is_pending());
         assert!(probe.pulled() - handled.get() <= LIMIT);
         openers[i].take().unwrap().open();
@@ -227,7 +239,11 @@ fn outputs_wait_in_their_slots_while_the_handler_runs() {
     assert_eq!(*seen.borrow(), [0]);
     assert_eq!(probe.pulled(), 3);
     assert!(fut.as_mut().poll(&mut cx).is_pending());
-    assert_eq!(probe.pulled(), 3, "nothing more is pulled while the slots hold outputs");
+    assert_eq!(
+        probe.pulled(),
+        3,
+        "nothing more is pulled while the slots hold outputs"
+    );
     open_handler.open();
     assert!(fut.as_mut().poll(&mut cx).is_ready());
     assert_eq!(*seen.borrow(), (0..10).collect::<Vec<_>>());
@@ -244,7 +260,15 @@ fn dropping_mid_handler_drops_everything() {
     let mut fut = Box::pin(
         input
             .lane(3)
-            .map_async(move |i| t.track(i, async move { if i == 0 { 0 } else { futures::future::pending().await } }))
+            .map_async(move |i| {
+                t.track(i, async move {
+                    if i == 0 {
+                        0
+                    } else {
+                        futures::future::pending().await
+                    }
+                })
+            })
             .for_each_async(move |_| {
                 let guard = DropCounter::new(&hd);
                 async move {
@@ -254,7 +278,10 @@ fn dropping_mid_handler_drops_everything() {
             }),
     );
     let (waker, _) = new_count_waker();
-    assert!(fut.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+    assert!(fut
+        .as_mut()
+        .poll(&mut Context::from_waker(&waker))
+        .is_pending());
     assert_eq!(tracker.alive(), [1, 2, 3]);
     drop(fut);
     assert!(tracker.alive().is_empty());

@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use common::{block_on_sync, catch_panic, gates, yield_times, Gate, Gauge, Opener, Tracked, Tracker};
+use common::{
+    block_on_sync, catch_panic, gates, yield_times, Gate, Gauge, Opener, Tracked, Tracker,
+};
 use futures::future::{self, BoxFuture, FusedFuture};
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use futures_test::task::noop_context;
@@ -87,7 +89,11 @@ fn ga_01_gather_preserves_input_order() {
         }
     }
     assert!(fut.is_terminated());
-    assert_eq!(tracker.completed(), [1, 2, 3, 4, 0], "completion order differed");
+    assert_eq!(
+        tracker.completed(),
+        [1, 2, 3, 4, 0],
+        "completion order differed"
+    );
 }
 
 /// GA-02 (CL-02): 20 futures, limit 3: exactly 3 at once at the peak.
@@ -231,14 +237,34 @@ fn ga_08_try_gather_fails_by_completion_time() {
 #[test]
 fn gather_limit_zero_panics_at_the_caller() {
     for (name, call) in [
-        ("gather", Box::new(|| drop(tasklane::gather([future::ready(1)], 0))) as Box<dyn Fn()>),
-        ("try_gather", Box::new(|| drop(tasklane::try_gather([future::ready(Ok::<u8, ()>(1))], 0)))),
-        ("first", Box::new(|| drop(tasklane::first([future::ready(1)], 0)))),
-        ("first_ok", Box::new(|| drop(tasklane::first_ok([future::ready(Ok::<u8, ()>(1))], 0)))),
+        (
+            "gather",
+            Box::new(|| drop(tasklane::gather([future::ready(1)], 0))) as Box<dyn Fn()>,
+        ),
+        (
+            "try_gather",
+            Box::new(|| drop(tasklane::try_gather([future::ready(Ok::<u8, ()>(1))], 0))),
+        ),
+        (
+            "first",
+            Box::new(|| drop(tasklane::first([future::ready(1)], 0))),
+        ),
+        (
+            "first_ok",
+            Box::new(|| drop(tasklane::first_ok([future::ready(Ok::<u8, ()>(1))], 0))),
+        ),
     ] {
         let report = catch_panic(call).unwrap_err();
-        assert!(report.message.contains("`limit`"), "{name}: {}", report.message);
-        assert!(report.file.ends_with("gather.rs") && report.file.starts_with("tests"), "{name}: {}", report.file);
+        assert!(
+            report.message.contains("`limit`"),
+            "{name}: {}",
+            report.message
+        );
+        assert!(
+            report.file.ends_with("gather.rs") && report.file.starts_with("tests"),
+            "{name}: {}",
+            report.file
+        );
     }
 }
 
@@ -269,7 +295,10 @@ fn ra_01_first_returns_the_fastest() {
     let (_openers, gates) = gates(1);
     let slow = job(&tracker, 0, gates.into_iter().next(), "slow");
     let fast = job(&tracker, 1, None, "fast");
-    assert_eq!(block_on_sync(tasklane::first(vec![slow, fast], 2)), Some("fast"));
+    assert_eq!(
+        block_on_sync(tasklane::first(vec![slow, fast], 2)),
+        Some("fast")
+    );
 }
 
 /// RA-02 (CL-05): 30 tasks of random length, `first` with limits 1, 2, 5, 10, 20: never more than
@@ -292,7 +321,11 @@ fn ra_02_first_respects_the_limit() {
             })
             .collect();
         assert!(block_on_sync(tasklane::first(futs, limit)).is_some());
-        assert!(gauge.peak() > 0 && gauge.peak() <= limit, "limit {limit}: {}", gauge.peak());
+        assert!(
+            gauge.peak() > 0 && gauge.peak() <= limit,
+            "limit {limit}: {}",
+            gauge.peak()
+        );
         assert_eq!(gauge.active(), 0, "the losers were dropped");
     }
 }
@@ -319,7 +352,10 @@ fn ra_05_first_outcome_vs_first_success() {
     let (_openers, never) = gates(1);
     let late_ok = job(&tracker, 1, never.into_iter().next(), Ok::<_, &str>("good"));
     let bad = job(&tracker, 0, None, Err("bad"));
-    assert_eq!(block_on_sync(tasklane::first(vec![bad, late_ok], 2)), Some(Err("bad")));
+    assert_eq!(
+        block_on_sync(tasklane::first(vec![bad, late_ok], 2)),
+        Some(Err("bad"))
+    );
     assert_eq!(tracker.cancelled(), [1]);
 
     let tracker = Tracker::new();
@@ -337,7 +373,12 @@ fn ra_05_first_outcome_vs_first_success() {
 fn ra_06_first_ok_drops_the_late_failure() {
     let tracker = Tracker::new();
     let (_openers, gates) = gates(1);
-    let late_bad = job(&tracker, 0, gates.into_iter().next(), Err::<&str, _>("late"));
+    let late_bad = job(
+        &tracker,
+        0,
+        gates.into_iter().next(),
+        Err::<&str, _>("late"),
+    );
     let good = job(&tracker, 1, None, Ok("good"));
     let mut fut = tasklane::first_ok(vec![late_bad, good], 2);
     assert_eq!(poll(&mut fut), Poll::Ready(Ok("good")));
@@ -351,7 +392,10 @@ fn ra_07_empty_input() {
     let none: Vec<future::Ready<u8>> = Vec::new();
     assert_eq!(poll(&mut tasklane::first(none, 3)), Poll::Ready(None));
     let none: Vec<future::Ready<Result<u8, String>>> = Vec::new();
-    assert_eq!(poll(&mut tasklane::first_ok(none, 3)), Poll::Ready(Err(vec![])));
+    assert_eq!(
+        poll(&mut tasklane::first_ok(none, 3)),
+        Poll::Ready(Err(vec![]))
+    );
 }
 
 /// RA-08: limit 1 over [a, b, c]: a's result; b and c never start.
@@ -372,7 +416,7 @@ fn ra_08_first_with_limit_one_never_starts_the_rest() {
 #[test]
 fn first_ok_all_fail_gives_every_error_in_completion_order() {
     let tracker = Tracker::new();
-    let (mut openers, futs) = gated(&tracker, 4, |i| Err::<(), _>(i));
+    let (mut openers, futs) = gated(&tracker, 4, Err::<(), _>);
     let mut fut = tasklane::first_ok(futs, 4);
     for i in [2, 0, 3, 1] {
         assert!(poll(&mut fut).is_pending());
@@ -423,7 +467,12 @@ fn re_02_run_on_each_and_run_all_respect_the_limit() {
                 i
             }
         };
-        block_on_sync((0..30).lane(limit).map_async(work).for_each_async(|_| future::ready(())));
+        block_on_sync(
+            (0..30)
+                .lane(limit)
+                .map_async(work)
+                .for_each_async(|_| future::ready(())),
+        );
         assert!(gauge.peak() > 0 && gauge.peak() <= limit);
         let all = block_on_sync(tasklane::gather((0..30).map(work), limit));
         assert_eq!(all, (0..30).collect::<Vec<_>>());
@@ -458,8 +507,14 @@ fn re_04_fail_fast_cancels_in_flight_and_never_starts_the_rest() {
     assert!(poll(&mut fut).is_pending());
     open(&mut openers, 2);
     assert_eq!(poll(&mut fut), Poll::Ready(Err(2)));
-    assert_eq!(tracker.cancelled(), (0..10).filter(|i| *i != 2).collect::<Vec<_>>());
-    assert!((3..10).all(|i| tracker.polls_of(i) == 0), "3..9 never polled");
+    assert_eq!(
+        tracker.cancelled(),
+        (0..10).filter(|i| *i != 2).collect::<Vec<_>>()
+    );
+    assert!(
+        (3..10).all(|i| tracker.polls_of(i) == 0),
+        "3..9 never polled"
+    );
 
     // run_on_each: a lane with `try_for_each` (lazy input: unstarted items are never created).
     let tracker = Tracker::new();
@@ -491,7 +546,15 @@ fn re_05_run_on_each_resolves_to_unit_and_drop_cancels() {
     assert_eq!((0..6).filter(|&i| tracker.polls_of(i) > 0).count(), 4);
     drop(fut);
     assert!(tracker.alive().is_empty());
-    assert_eq!(block_on_sync((0..5).lane(2).map_async(future::ready).for_each_async(|_| future::ready(()))), ());
+    assert_eq!(
+        block_on_sync(
+            (0..5)
+                .lane(2)
+                .map_async(future::ready)
+                .for_each_async(|_| future::ready(()))
+        ),
+        ()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -512,9 +575,12 @@ fn er_01_fail_fast_returns_the_error() {
 }
 
 /// Ten gated futures of `Result`, item 3 failing without waiting for its gate.
-fn er_01_futures(
-    tracker: &Tracker,
-) -> (Vec<Option<Opener>>, Vec<BoxFuture<'static, Result<usize, &'static str>>>) {
+type Er01Futures = (
+    Vec<Option<Opener>>,
+    Vec<BoxFuture<'static, Result<usize, &'static str>>>,
+);
+
+fn er_01_futures(tracker: &Tracker) -> Er01Futures {
     let (openers, futs) = gated(tracker, 10, |i| i);
     let futs = futs
         .into_iter()
@@ -553,10 +619,18 @@ fn er_03_collect_all_keeps_every_outcome_in_place() {
         (0..10u32)
             .lane(3)
             .ordered()
-            .map_async(|i| async move { if i % 3 == 0 { Err(i) } else { Ok(i) } })
+            .map_async(|i| async move {
+                if i % 3 == 0 {
+                    Err(i)
+                } else {
+                    Ok(i)
+                }
+            })
             .collect(),
     );
-    let expected: Vec<_> = (0..10).map(|i| if i % 3 == 0 { Err(i) } else { Ok(i) }).collect();
+    let expected: Vec<_> = (0..10)
+        .map(|i| if i % 3 == 0 { Err(i) } else { Ok(i) })
+        .collect();
     assert_eq!(out, expected);
 }
 
@@ -572,7 +646,12 @@ fn er_04_error_surfaces_and_the_rest_is_dropped() {
         .enumerate()
         .map(|(i, (word, g))| {
             let gate = (word != "fail").then_some(g);
-            job(&tracker, i, gate, if word == "fail" { Err(word) } else { Ok(word) })
+            job(
+                &tracker,
+                i,
+                gate,
+                if word == "fail" { Err(word) } else { Ok(word) },
+            )
         })
         .collect::<Vec<_>>();
     let mut stream = futs.lane(4).run();
@@ -586,7 +665,7 @@ fn er_04_error_surfaces_and_the_rest_is_dropped() {
 #[test]
 fn er_05_simultaneous_failures_first_wins() {
     let tracker = Tracker::new();
-    let (mut openers, futs) = gated(&tracker, 3, |i| Err::<(), _>(i));
+    let (mut openers, futs) = gated(&tracker, 3, Err::<(), _>);
     let mut fut = tasklane::try_gather(futs, 3);
     assert!(poll(&mut fut).is_pending());
     for i in [1, 0, 2] {
@@ -597,7 +676,11 @@ fn er_05_simultaneous_failures_first_wins() {
     };
     assert!(first < 3);
     assert!(tracker.alive().is_empty());
-    assert_eq!(tracker.completed().len(), 3, "the others finished in the same poll, and were dropped");
+    assert_eq!(
+        tracker.completed().len(),
+        3,
+        "the others finished in the same poll, and were dropped"
+    );
 }
 
 /// ER-07: see RE-04 (same scenario, run_all and run_on_each).
@@ -630,7 +713,11 @@ fn er_08_outputs_before_the_failure_and_nothing_leaked() {
                 g.await;
             }
             let _token = token;
-            if i == 4 { Err(i) } else { Ok(i) }
+            if i == 4 {
+                Err(i)
+            } else {
+                Ok(i)
+            }
         })
     });
     let mut seen = Vec::new();
@@ -654,8 +741,16 @@ fn er_08_outputs_before_the_failure_and_nothing_leaked() {
     assert_eq!(failure, Some(4));
     assert_eq!(seen, [0, 1, 2, 3]);
     // The consumer took 0..=4; the lane had refilled 4's slot, so 5, 6 and 7 were in flight.
-    assert_eq!(tracker.created(), [0, 1, 2, 3, 4, 5, 6, 7], "at most 3 beyond the consumer");
-    assert_eq!(Arc::strong_count(&token), 1, "every captured resource released");
+    assert_eq!(
+        tracker.created(),
+        [0, 1, 2, 3, 4, 5, 6, 7],
+        "at most 3 beyond the consumer"
+    );
+    assert_eq!(
+        Arc::strong_count(&token),
+        1,
+        "every captured resource released"
+    );
     drop(gates);
 }
 
@@ -696,11 +791,22 @@ fn er_10_source_errors_and_task_errors_stay_apart() {
             .ordered()
             .map_async(|item: Result<u32, &'static str>| async move {
                 let x = item.map_err(Failure::Source)?;
-                if x == 4 { Err(Failure::Task(x)) } else { Ok(x * 10) }
+                if x == 4 {
+                    Err(Failure::Task(x))
+                } else {
+                    Ok(x * 10)
+                }
             })
             .collect(),
     );
-    assert_eq!(out, [Ok(10), Err(Failure::Source("bad source")), Err(Failure::Task(4))]);
+    assert_eq!(
+        out,
+        [
+            Ok(10),
+            Err(Failure::Source("bad source")),
+            Err(Failure::Task(4))
+        ]
+    );
 }
 
 /// ER-13: a panic in a user future propagates out of `poll`; the future is safe to drop and drops

@@ -38,7 +38,12 @@ fn with_driver<F: Future>(driver: &mut Pin<Box<PoolDriver>>, fut: F) -> F::Outpu
 }
 
 /// A tracked job that waits for its gate, then outputs `out`.
-fn gated_job<T: Send + 'static>(tracker: &Tracker, id: usize, gate: Gate, out: T) -> BoxFuture<'static, T> {
+fn gated_job<T: Send + 'static>(
+    tracker: &Tracker,
+    id: usize,
+    gate: Gate,
+    out: T,
+) -> BoxFuture<'static, T> {
     tracker
         .track(id, async move {
             gate.await;
@@ -144,7 +149,11 @@ fn tp_05_cancel_queued_and_running() {
     assert!(poll(&mut driver).is_pending());
     assert!(tracker.alive().is_empty());
     assert_eq!(tracker.cancelled(), [0, 1]);
-    assert_eq!(tracker.polls_of(1), 0, "the cancelled queued job never started");
+    assert_eq!(
+        tracker.polls_of(1),
+        0,
+        "the cancelled queued job never started"
+    );
     open(&mut openers, 0);
 
     // Submit, cancel at once, shut down and wait: no hang.
@@ -158,9 +167,14 @@ fn tp_05_cancel_queued_and_running() {
 #[test]
 fn tp_06_buffer_zero_panics_at_the_caller() {
     let (pool, _driver) = new_pool(1);
-    let report = catch_panic(|| drop(pool.map(|x: u8| async move { x }, [1]).buffer(0))).unwrap_err();
+    let report =
+        catch_panic(|| drop(pool.map(|x: u8| async move { x }, [1]).buffer(0))).unwrap_err();
     assert!(report.message.contains("`buffer`"), "{}", report.message);
-    assert!(report.file.ends_with("pool.rs") && report.file.starts_with("tests"), "{}", report.file);
+    assert!(
+        report.file.ends_with("pool.rs") && report.file.starts_with("tests"),
+        "{}",
+        report.file
+    );
     assert_eq!(pool.queued(), 0);
 }
 
@@ -174,7 +188,11 @@ fn tp_07_map_with_any_buffer_size() {
                 .collect::<Vec<_>>()
                 .await
         }));
-        assert_eq!(out, ["0", "1", "2", "3"].map(|s| Ok(s.to_string())), "buffer {n}");
+        assert_eq!(
+            out,
+            ["0", "1", "2", "3"].map(|s| Ok(s.to_string())),
+            "buffer {n}"
+        );
     }
     let empty: Vec<_> = block_on_sync(pool::scope(5, |pool| async move {
         pool.map(|x: u32| async move { x }, Vec::new())
@@ -200,10 +218,22 @@ fn tp_08_zipped_inputs() {
 #[test]
 fn tp_09_max_workers_zero_panics_at_the_caller() {
     let report = catch_panic(|| drop(TaskPool::new(0))).unwrap_err();
-    assert!(report.message.contains("`max_workers`"), "{}", report.message);
-    assert!(report.file.ends_with("pool.rs") && report.file.starts_with("tests"), "{}", report.file);
+    assert!(
+        report.message.contains("`max_workers`"),
+        "{}",
+        report.message
+    );
+    assert!(
+        report.file.ends_with("pool.rs") && report.file.starts_with("tests"),
+        "{}",
+        report.file
+    );
     let report = catch_panic(|| drop(pool::scope(0, |_| async {}))).unwrap_err();
-    assert!(report.message.contains("`max_workers`"), "{}", report.message);
+    assert!(
+        report.message.contains("`max_workers`"),
+        "{}",
+        report.message
+    );
     assert!(report.file.starts_with("tests"), "{}", report.file);
 }
 
@@ -318,26 +348,43 @@ fn tp_13_no_stale_references() {
         yield_times(2).await;
     });
     assert_eq!(Arc::strong_count(&captured), 3);
-    with_driver(&mut driver, future::poll_fn(|cx| {
-        if kept.is_finished() {
-            Poll::Ready(())
-        } else {
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }));
-    assert_eq!(Arc::strong_count(&captured), 1, "both jobs released what they captured");
+    with_driver(
+        &mut driver,
+        future::poll_fn(|cx| {
+            if kept.is_finished() {
+                Poll::Ready(())
+            } else {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }),
+    );
+    assert_eq!(
+        Arc::strong_count(&captured),
+        1,
+        "both jobs released what they captured"
+    );
     drop(kept);
 
     let result = Arc::new(());
     let r = Arc::clone(&result);
-    let mut map = pool.map(move |_: u8| { let r = Arc::clone(&r); async move { r } }, [0, 1]);
+    let mut map = pool.map(
+        move |_: u8| {
+            let r = Arc::clone(&r);
+            async move { r }
+        },
+        [0, 1],
+    );
     drop(pool);
     let out = with_driver(&mut driver, map.next());
     drop(out);
     let second = with_driver(&mut driver, map.next()).unwrap().unwrap();
     drop(map);
-    assert_eq!(Arc::strong_count(&result), 2, "only `second` (and this test) hold it");
+    assert_eq!(
+        Arc::strong_count(&result),
+        2,
+        "only `second` (and this test) hold it"
+    );
     drop(second);
     assert_eq!(Arc::strong_count(&result), 1);
 }
@@ -353,7 +400,10 @@ fn tp_14_submit_after_shutdown() {
     assert_eq!(poll(&mut late), Poll::Ready(Err(JobError::Shutdown)));
     assert!(!late.cancel());
     let mut map = pool.map(|x: u8| async move { x }, [1, 2]);
-    assert_eq!(poll(&mut map.next()), Poll::Ready(Some(Err(JobError::Shutdown))));
+    assert_eq!(
+        poll(&mut map.next()),
+        Poll::Ready(Some(Err(JobError::Shutdown)))
+    );
     assert_eq!(pool.queued(), 0);
     assert_eq!(JobError::Shutdown.to_string(), "pool is shut down");
 }
@@ -396,11 +446,18 @@ fn tp_16_shutdown_wait_and_cancel_matrix() {
         let queued_left = if cancel { 0 } else { 3 };
         assert_eq!(pool.queued(), queued_left, "{case}");
         if !wait {
-            assert_eq!(poll(&mut shutdown), Poll::Ready(()), "{case}: returns at once");
+            assert_eq!(
+                poll(&mut shutdown),
+                Poll::Ready(()),
+                "{case}: returns at once"
+            );
         }
         for i in 0..5 {
             if wait && (i < 2 || !cancel) {
-                assert!(poll(&mut shutdown).is_pending(), "{case}: waits for job {i}");
+                assert!(
+                    poll(&mut shutdown).is_pending(),
+                    "{case}: waits for job {i}"
+                );
             }
             if openers[i].is_some() {
                 open(&mut openers, i);
@@ -414,11 +471,20 @@ fn tp_16_shutdown_wait_and_cancel_matrix() {
         assert_eq!(poll(&mut again), Poll::Ready(()), "{case}");
         let outputs: Vec<_> = handles.into_iter().map(block_on_sync).collect();
         let expected: Vec<_> = (0..5)
-            .map(|i| if cancel && i >= 2 { Err(JobError::Cancelled) } else { Ok(i) })
+            .map(|i| {
+                if cancel && i >= 2 {
+                    Err(JobError::Cancelled)
+                } else {
+                    Ok(i)
+                }
+            })
             .collect();
         assert_eq!(outputs, expected, "{case}");
         if cancel {
-            assert!((2..5).all(|i| tracker.polls_of(i) == 0), "{case}: queued jobs never started");
+            assert!(
+                (2..5).all(|i| tracker.polls_of(i) == 0),
+                "{case}: queued jobs never started"
+            );
         }
     }
 }
@@ -452,10 +518,16 @@ fn tp_18_scope_waits_for_its_jobs() {
                 counter.fetch_add(1, SeqCst);
             }));
         }
-        pool.map(|x: i32| async move { x.abs() }, -4..4).collect::<Vec<_>>().await
+        pool.map(|x: i32| async move { x.abs() }, -4..4)
+            .collect::<Vec<_>>()
+            .await
     }));
     assert_eq!(out, [4, 3, 2, 1, 0, 1, 2, 3].map(Ok));
-    assert_eq!(ran.load(SeqCst), 3, "jobs left running when the body ended were waited for");
+    assert_eq!(
+        ran.load(SeqCst),
+        3,
+        "jobs left running when the body ended were waited for"
+    );
 }
 
 /// TP-19: dropping the pool handle or `shutdown(wait = false)` loses no submitted work: the handle
@@ -469,8 +541,17 @@ fn tp_19_shutdown_without_wait_loses_nothing() {
             yield_times(2).await;
             a * b
         });
-        let mut map = pool.map(|x: i32| async move { yield_times(1).await; x.abs() }, -5..5);
-        assert!(poll(&mut map.next()).is_pending(), "submits the whole input");
+        let mut map = pool.map(
+            |x: i32| async move {
+                yield_times(1).await;
+                x.abs()
+            },
+            -5..5,
+        );
+        assert!(
+            poll(&mut map.next()).is_pending(),
+            "submits the whole input"
+        );
         if drop_only {
             drop(pool);
         } else {
@@ -524,11 +605,20 @@ fn tp_22_handles_compose_with_standard_waiting() {
 
     // FIRST_EXCEPTION: stop at the first failed job.
     let results: Vec<_> = (0..4)
-        .map(|i| pool.submit(async move { if i == 2 { Err(i) } else { Ok(i) } }))
+        .map(|i| {
+            pool.submit(async move {
+                if i == 2 {
+                    Err(i)
+                } else {
+                    Ok(i)
+                }
+            })
+        })
         .collect();
     let _ = poll(&mut driver);
-    let first_failure =
-        block_on_sync(future::try_join_all(results.into_iter().map(|h| h.map(|r| r.unwrap()))));
+    let first_failure = block_on_sync(future::try_join_all(
+        results.into_iter().map(|h| h.map(|r| r.unwrap())),
+    ));
     assert_eq!(first_failure, Err(2));
 
     // 100 jobs released together all complete; dropped handles still ran.
@@ -548,7 +638,9 @@ fn tp_22_handles_compose_with_standard_waiting() {
         .collect();
     let dropped = pool.submit({
         let ran = Arc::clone(&ran);
-        async move { ran.fetch_add(1, SeqCst); }
+        async move {
+            ran.fetch_add(1, SeqCst);
+        }
     });
     drop(dropped);
     for i in 0..100 {
@@ -579,7 +671,9 @@ fn tp_25_er_12_map_order_and_errors() {
             let gate = gates.lock().unwrap()[i].take().unwrap();
             t.track(i, async move {
                 gate.await;
-                1u32.checked_div(d).map(|q| (q, 1 % d)).ok_or("division by zero")
+                1u32.checked_div(d)
+                    .map(|q| (q, 1 % d))
+                    .ok_or("division by zero")
             })
         },
         divisors.into_iter().enumerate(),
@@ -596,7 +690,10 @@ fn tp_25_er_12_map_order_and_errors() {
     let _ = poll(&mut driver);
     assert_eq!(poll(&mut map.next()), Poll::Ready(Some(Ok(Ok((0, 1))))));
     assert_eq!(poll(&mut map.next()), Poll::Ready(Some(Ok(Ok((0, 1))))));
-    assert_eq!(poll(&mut map.next()), Poll::Ready(Some(Ok(Err("division by zero")))));
+    assert_eq!(
+        poll(&mut map.next()),
+        Poll::Ready(Some(Ok(Err("division by zero"))))
+    );
     assert_eq!(tracker.completed().len(), 4, "job 3 ran to completion too");
 }
 
@@ -607,7 +704,12 @@ fn dropping_a_map_cancels_what_it_has_not_yielded() {
     let tracker = Tracker::new();
     let (pool, mut driver) = new_pool(1);
     let (mut first_opener, first_gate) = gates(1);
-    let first = pool.submit(gated_job(&tracker, 0, first_gate.into_iter().next().unwrap(), 0));
+    let first = pool.submit(gated_job(
+        &tracker,
+        0,
+        first_gate.into_iter().next().unwrap(),
+        0,
+    ));
     let t = tracker.clone();
     let mut map = pool.map(move |i: usize| t.track(i, async move { i }), [1, 2]);
     assert!(poll(&mut map.next()).is_pending());
@@ -648,8 +750,13 @@ fn dropping_the_driver_cancels_everything() {
     drop(driver);
     assert_eq!(poll(&mut shutdown), Poll::Ready(()));
     assert!(tracker.alive().is_empty());
-    assert!(handles.into_iter().all(|h| block_on_sync(h) == Err(JobError::Cancelled)));
-    assert_eq!(block_on_sync(pool.submit(async {})), Err(JobError::Shutdown));
+    assert!(handles
+        .into_iter()
+        .all(|h| block_on_sync(h) == Err(JobError::Cancelled)));
+    assert_eq!(
+        block_on_sync(pool.submit(async {})),
+        Err(JobError::Shutdown)
+    );
 }
 
 /// A panic in a job propagates out of the driver's poll; the driver stays safe to drop.

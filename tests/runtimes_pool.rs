@@ -128,7 +128,10 @@ async fn for_each_async_keeps_in_flight_work_running() {
     let times = finished.lock().unwrap().clone();
     assert_eq!(times.len(), 4);
     assert!(times.iter().all(|t| *t < ms(250)), "{times:?}");
-    assert!(start.elapsed() >= ms(4 * 300 - 5), "four handlers ran one after another");
+    assert!(
+        start.elapsed() >= ms(4 * 300 - 5),
+        "four handlers ran one after another"
+    );
 }
 
 /// TP-10/TP-18 on a runtime: a scope of 6 workers runs 60 sleeping jobs, never more than 6 at once,
@@ -137,7 +140,9 @@ async fn pool_scope_runs_jobs_within_its_limit() {
     let alive = Alive::default();
     let a = alive.clone();
     let out = pool::scope(6, move |pool| async move {
-        let handles: Vec<_> = (0..30u64).map(|i| pool.submit(sleeper(&a, 1 + i % 4, i))).collect();
+        let handles: Vec<_> = (0..30u64)
+            .map(|i| pool.submit(sleeper(&a, 1 + i % 4, i)))
+            .collect();
         let mapped: Vec<_> = pool
             .map(move |i: u64| sleeper(&a, 1 + i % 3, i * 10), 0..30)
             .buffer(4)
@@ -161,7 +166,12 @@ async fn pool_jobs_submitted_from_other_threads() {
             std::thread::spawn(move || {
                 std::thread::sleep(ms(5 * t));
                 (0..10u64)
-                    .map(|i| pool.submit(async move { Delay::new(ms(1)).await; t * 100 + i }))
+                    .map(|i| {
+                        pool.submit(async move {
+                            Delay::new(ms(1)).await;
+                            t * 100 + i
+                        })
+                    })
                     .collect::<Vec<_>>()
             })
         })
@@ -178,7 +188,9 @@ async fn pool_jobs_submitted_from_other_threads() {
     let ((), all) = future::join(driver, waiter).await;
     let mut all: Vec<u64> = all.into_iter().map(Result::unwrap).collect();
     all.sort_unstable();
-    let mut expected: Vec<u64> = (0..4).flat_map(|t| (0..10).map(move |i| t * 100 + i)).collect();
+    let mut expected: Vec<u64> = (0..4)
+        .flat_map(|t| (0..10).map(move |i| t * 100 + i))
+        .collect();
     expected.sort_unstable();
     assert_eq!(all, expected);
 }
@@ -187,7 +199,9 @@ async fn pool_jobs_submitted_from_other_threads() {
 async fn pool_shutdown_waits_and_cancels() {
     let (pool, driver) = TaskPool::new(2);
     let alive = Alive::default();
-    let handles: Vec<_> = (0..5).map(|i| pool.submit(sleeper(&alive, 50, i))).collect();
+    let handles: Vec<_> = (0..5)
+        .map(|i| pool.submit(sleeper(&alive, 50, i)))
+        .collect();
     let start = Instant::now();
     let control = async {
         Delay::new(ms(10)).await;
@@ -195,11 +209,20 @@ async fn pool_shutdown_waits_and_cancels() {
         start.elapsed()
     };
     let ((), waited) = future::join(driver, control).await;
-    assert!(waited >= ms(45), "waited for the two running jobs: {waited:?}");
+    assert!(
+        waited >= ms(45),
+        "waited for the two running jobs: {waited:?}"
+    );
     let outputs = future::join_all(handles).await;
     assert_eq!(
         outputs,
-        [Ok(0), Ok(1), Err(JobError::Cancelled), Err(JobError::Cancelled), Err(JobError::Cancelled)]
+        [
+            Ok(0),
+            Ok(1),
+            Err(JobError::Cancelled),
+            Err(JobError::Cancelled),
+            Err(JobError::Cancelled)
+        ]
     );
 }
 
@@ -247,7 +270,9 @@ fn pool_driver_spawned_on_tokio_multi_thread() {
         for task in tasks {
             total += task.await.unwrap();
         }
-        let expected: u64 = (0..8u64).flat_map(|t| (0..25).map(move |i| t * 1000 + i)).sum();
+        let expected: u64 = (0..8u64)
+            .flat_map(|t| (0..25).map(move |i| t * 1000 + i))
+            .sum();
         assert_eq!(total, expected);
         assert!(alive.peak() <= 8);
         pool.shutdown(true, false).await;

@@ -276,7 +276,9 @@ impl<M: Mode> Engine<M> {
     {
         match self.poll_lane(cx, pull, false) {
             Poll::Ready(None) => Poll::Ready(()),
-            Poll::Ready(Some(_)) => unreachable!("tasklane: a lane driven without emitting emitted"),
+            Poll::Ready(Some(_)) => {
+                unreachable!("tasklane: a lane driven without emitting emitted")
+            }
             Poll::Pending => Poll::Pending,
         }
     }

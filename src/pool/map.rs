@@ -128,7 +128,8 @@ where
         let this = &mut *self;
         // Phase 1: submit up to the buffer (everything, without one).
         while this.ahead.map_or(true, |n| this.pending.len() < n) {
-            let (Some(item), Some(pool)) = (this.items.as_mut().and_then(Iterator::next), &this.pool)
+            let (Some(item), Some(pool)) =
+                (this.items.as_mut().and_then(Iterator::next), &this.pool)
             else {
                 this.items = None;
                 this.pool = None;
@@ -147,7 +148,10 @@ where
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let (lo, hi) = self.items.as_ref().map_or((0, Some(0)), Iterator::size_hint);
+        let (lo, hi) = self
+            .items
+            .as_ref()
+            .map_or((0, Some(0)), Iterator::size_hint);
         let n = self.pending.len();
         (lo.saturating_add(n), hi.and_then(|hi| hi.checked_add(n)))
     }
