@@ -236,35 +236,16 @@ fn ga_08_try_gather_fails_by_completion_time() {
 
 #[test]
 fn gather_limit_zero_panics_at_the_caller() {
-    for (name, call) in [
-        (
-            "gather",
-            Box::new(|| drop(tasklane::gather([future::ready(1)], 0))) as Box<dyn Fn()>,
-        ),
-        (
-            "try_gather",
-            Box::new(|| drop(tasklane::try_gather([future::ready(Ok::<u8, ()>(1))], 0))),
-        ),
-        (
-            "first",
-            Box::new(|| drop(tasklane::first([future::ready(1)], 0))),
-        ),
-        (
-            "first_ok",
-            Box::new(|| drop(tasklane::first_ok([future::ready(Ok::<u8, ()>(1))], 0))),
-        ),
-    ] {
-        let report = catch_panic(call).unwrap_err();
-        assert!(
-            report.message.contains("`limit`"),
-            "{name}: {}",
-            report.message
-        );
-        assert!(
-            report.file.ends_with("gather.rs") && report.file.starts_with("tests"),
-            "{name}: {}",
-            report.file
-        );
+    let calls: [Box<dyn Fn()>; 4] = [
+        Box::new(|| drop(tasklane::gather([future::ready(1)], 0))),
+        Box::new(|| drop(tasklane::try_gather([future::ready(Ok::<u8, ()>(1))], 0))),
+        Box::new(|| drop(tasklane::first([future::ready(1)], 0))),
+        Box::new(|| drop(tasklane::first_ok([future::ready(Ok::<u8, ()>(1))], 0))),
+    ];
+    for call in calls {
+        catch_panic(call)
+            .unwrap_err()
+            .assert_names("limit", "tests/gather.rs");
     }
 }
 
@@ -501,20 +482,7 @@ fn re_03_unlimited_starts_everything_at_once() {
 #[test]
 fn re_04_fail_fast_cancels_in_flight_and_never_starts_the_rest() {
     // run_all: try_gather.
-    let tracker = Tracker::new();
-    let (mut openers, futs) = gated(&tracker, 10, |i| if i == 2 { Err(i) } else { Ok(i) });
-    let mut fut = tasklane::try_gather(futs, 3);
-    assert!(poll(&mut fut).is_pending());
-    open(&mut openers, 2);
-    assert_eq!(poll(&mut fut), Poll::Ready(Err(2)));
-    assert_eq!(
-        tracker.cancelled(),
-        (0..10).filter(|i| *i != 2).collect::<Vec<_>>()
-    );
-    assert!(
-        (3..10).all(|i| tracker.polls_of(i) == 0),
-        "3..9 never polled"
-    );
+    try_gather_stops_at_item_2_of_10();
 
     // run_on_each: a lane with `try_for_each` (lazy input: unstarted items are never created).
     let tracker = Tracker::new();
@@ -683,9 +651,15 @@ fn er_05_simultaneous_failures_first_wins() {
     );
 }
 
-/// ER-07: see RE-04 (same scenario, run_all and run_on_each).
+/// ER-07: run_all with a limit of 3 over 10 items, item 2 fails (RE-04 runs it for run_on_each too).
 #[test]
 fn er_07_fail_fast_with_a_limit_never_starts_the_rest() {
+    try_gather_stops_at_item_2_of_10();
+}
+
+/// ER-07 / RE-04 for `try_gather`: limit 3, 10 items, item 2 fails: 0 and 1 dropped unfinished,
+/// 3..9 never polled.
+fn try_gather_stops_at_item_2_of_10() {
     let tracker = Tracker::new();
     let (mut openers, futs) = gated(&tracker, 10, |i| if i == 2 { Err(i) } else { Ok(i) });
     let mut fut = tasklane::try_gather(futs, 3);
@@ -693,7 +667,10 @@ fn er_07_fail_fast_with_a_limit_never_starts_the_rest() {
     open(&mut openers, 2);
     assert_eq!(poll(&mut fut), Poll::Ready(Err(2)));
     assert_eq!(tracker.cancelled(), [0, 1, 3, 4, 5, 6, 7, 8, 9]);
-    assert!((3..10).all(|i| tracker.polls_of(i) == 0));
+    assert!(
+        (3..10).all(|i| tracker.polls_of(i) == 0),
+        "3..9 never polled"
+    );
 }
 
 /// ER-08: with a limit, a consumer that stops at the first failure has seen exactly the outputs

@@ -167,14 +167,9 @@ fn tp_05_cancel_queued_and_running() {
 #[test]
 fn tp_06_buffer_zero_panics_at_the_caller() {
     let (pool, _driver) = new_pool(1);
-    let report =
-        catch_panic(|| drop(pool.map(|x: u8| async move { x }, [1]).buffer(0))).unwrap_err();
-    assert!(report.message.contains("`buffer`"), "{}", report.message);
-    assert!(
-        report.file.ends_with("pool.rs") && report.file.starts_with("tests"),
-        "{}",
-        report.file
-    );
+    catch_panic(|| drop(pool.map(|x: u8| async move { x }, [1]).buffer(0)))
+        .unwrap_err()
+        .assert_names("buffer", "tests/pool.rs");
     assert_eq!(pool.queued(), 0);
 }
 
@@ -217,24 +212,12 @@ fn tp_08_zipped_inputs() {
 /// TP-09: `max_workers` of 0 panics at the call, naming it (for `TaskPool::new` and `scope`).
 #[test]
 fn tp_09_max_workers_zero_panics_at_the_caller() {
-    let report = catch_panic(|| drop(TaskPool::new(0))).unwrap_err();
-    assert!(
-        report.message.contains("`max_workers`"),
-        "{}",
-        report.message
-    );
-    assert!(
-        report.file.ends_with("pool.rs") && report.file.starts_with("tests"),
-        "{}",
-        report.file
-    );
-    let report = catch_panic(|| drop(pool::scope(0, |_| async {}))).unwrap_err();
-    assert!(
-        report.message.contains("`max_workers`"),
-        "{}",
-        report.message
-    );
-    assert!(report.file.starts_with("tests"), "{}", report.file);
+    catch_panic(|| drop(TaskPool::new(0)))
+        .unwrap_err()
+        .assert_names("max_workers", "tests/pool.rs");
+    catch_panic(|| drop(pool::scope(0, |_| async {})))
+        .unwrap_err()
+        .assert_names("max_workers", "tests/pool.rs");
 }
 
 /// TP-10 (CL-06): 5 workers, 75 blocked jobs: exactly 5 run, 70 are queued; jobs start in
