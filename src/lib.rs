@@ -75,12 +75,133 @@
 //! | [`.backoff(b)`](Lane::backoff), [`.retry_if(p)`](Lane::retry_if), [`.retry_after(h)`](Lane::retry_after) | `Lane` after `retry` | the delay before each retry, which failures are retried, a delay the error asks for |
 //! | [`.map_async(f)`](Lane::map_async) | `Lane` | a stream of `f(item)`'s outcomes ([`LaneStream`]) |
 //! | [`.run()`](Lane::run) | `Lane` over futures, without retry | a stream of their outputs ([`LaneStream`]) |
+//! | [`.for_each_async(g)`](LaneStream::for_each_async) | the stream of `map_async` or `run` | a future that runs `g(output)` for each output while the lane keeps running |
+//! | [`gather(futs, limit)`](gather()) | any `IntoIterator` of futures | a future of every output, in input order |
+//! | [`try_gather(futs, limit)`](try_gather()) | futures of `Result` | `Ok` of every output, or the first error by completion time, at once |
+//! | [`first(futs, limit)`](first()) | any `IntoIterator` of futures | the first output to complete (`None` for no futures) |
+//! | [`first_ok(futs, limit)`](first_ok()) | futures of `Result` | the first success, or every error in completion order |
+//! | [`TaskPool::new(max_workers)`](pool::TaskPool::new), [`pool::scope`] | jobs (`Send` futures) | a task pool without spawning: `submit`, `map`, `cancel`, `shutdown` |
 //!
 //! How limit, retry, back-off and timeout compose is spelled out in [`Lane`'s `# Order`](Lane#order).
 //! The output streams are plain `Stream`s: everything in `StreamExt` and `TryStreamExt` works on
 //! them. A stream of `Result`s gives fail-fast with `try_collect` and collect-all with `collect`.
 //! Errors are values of [`Error<E>`](Error): the task's own error (never stringified) or a timeout,
 //! with the number of attempts made.
+//!
+//! # Coming from the seed libraries
+//!
+//! tasklane (Rust) covers what four Python packages offer; each call has one tasklane form
+//! (`n` is the concurrency limit, `f` an async function of one item):
+//!
+//! | package | call | tasklane |
+//! |---|---|---|
+//! | tasklane | `amap(f, items, limit=n)` | `items.lane(n).ordered().map_async(f).collect::<Vec<_>>()`; fail-fast (`return_exceptions=False`): `.try_collect()` |
+//! | tasklane | `stream(f, items, limit=n)` | `items.lane(n).map_async(f)`: a `Stream` in completion order |
+//! | tasklane | `gather(*coros, limit=n)` | [`gather(futs, n)`](gather()); fail-fast: [`try_gather(futs, n)`](try_gather()) |
+//! | tasklane | `Lane(limit=n, retries=r, timeout=t, backoff=b)` | `items.lane(n).retry(r).timeout(t).backoff(b)` ([`Lane`]), then `.map_async(f)` or `.run()` |
+//! | aiometer | `run_on_each(f, args, max_at_once=n)` | `args.lane(n).map_async(f).for_each_async(\|()\| async {})` (or any handler) |
+//! | aiometer | `run_all(fns, max_at_once=n)` | [`gather(fns.into_iter().map(\|f\| f()), n)`](gather()) |
+//! | aiometer | `amap(f, args, max_at_once=n)` | `args.lane(n).map_async(f)` (completion order) |
+//! | aiometer | `run_any(fns, max_at_once=n)` | [`first(futs, n)`](first()) (the losers are dropped at once); first success: [`first_ok`] |
+//! | cf-taskpool | `TaskPoolExecutor(max_workers=n)` | [`TaskPool::new(n)`](pool::TaskPool::new) (handle and driver), or [`pool::scope(n, \|pool\| ..)`](pool::scope) for `async with` |
+//! | cf-taskpool | `executor.submit(fn, *args)`, `future.cancel()` | [`pool.submit(fut)`](pool::TaskPool::submit) → [`JobHandle`](pool::JobHandle), [`handle.cancel()`](pool::JobHandle::cancel) |
+//! | cf-taskpool | `executor.map(fn, it, buffersize=k)` | [`pool.map(f, it).buffer(k)`](pool::Map::buffer) (input order) |
+//! | cf-taskpool | `executor.shutdown(wait, cancel_futures)` | [`pool.shutdown(wait, cancel_queued).await`](pool::TaskPool::shutdown) |
+//! | aio.tasks | `concurrent(coros, limit=n)` | `coros.lane(n).run()` (completion order); `yield_exceptions=True`: a stream of `Result`s, consumed with `collect` |
+//!
+//! The same translations, run:
+//!
+//! ```
+//! use futures::{StreamExt, TryStreamExt};
+//! use tasklane::{pool, prelude::*};
+//!
+//! async fn double(x: u32) -> u32 { x * 2 }
+//! async fn check(x: u32) -> Result<u32, String> {
+//!     if x < 10 { Ok(x) } else { Err(format!("{x} is too big")) }
+//! }
+//!
+//! # futures::executor::block_on(async {
+//! // tasklane.amap
+//! let doubled: Vec<u32> = [1, 2, 3].lane(16).ordered().map_async(double).collect().await;
+//! assert_eq!(doubled, [2, 4, 6]);
+//! // tasklane.amap, fail-fast
+//! let failed = [1, 20, 3].lane(16).ordered().map_async(check).try_collect::<Vec<_>>().await;
+//! assert_eq!(failed, Err("20 is too big".to_string()));
+//! // tasklane.gather / aiometer.run_all
+//! assert_eq!(tasklane::gather([1, 2, 3].map(double), 2).await, [2, 4, 6]);
+//! // aiometer.run_any
+//! assert!(tasklane::first([1, 2, 3].map(double), 2).await.is_some());
+//! // aiometer.run_on_each
+//! let mut seen = Vec::new();
+//! [1, 2, 3].lane(2).ordered().map_async(double).for_each_async(|x| {
+//!     seen.push(x);
+//!     async {}
+//! }).await;
+//! assert_eq!(seen, [2, 4, 6]);
+//! // cf-taskpool: async with TaskPoolExecutor(4) as ex: list(await ex.map(...))
+//! let mapped: Vec<_> = pool::scope(4, |pool| async move {
+//!     pool.map(double, [1, 2, 3]).collect::<Vec<_>>().await
+//! })
+//! .await;
+//! assert_eq!(mapped, [Ok(2), Ok(4), Ok(6)]);
+//! // aio.tasks.concurrent(yield_exceptions=True)
+//! let mut all: Vec<Result<u32, String>> = [1, 20].map(check).lane(4).run().collect().await;
+//! all.sort();
+//! assert_eq!(all, [Ok(1), Err("20 is too big".to_string())]);
+//! # });
+//! ```
+//!
+//! Rate limits (`rate_limit=`, `max_per_second=`) are not on this branch yet.
+//!
+//! # Errors in the input
+//!
+//! A lane does not look into its items: a `Stream` of `Result`s (a fallible source, a `TryStream`)
+//! goes through unchanged, each `Err` is an item like any other, and the lane keeps pulling after
+//! it. Decide in the closure what a source error becomes. For **fail-fast on a source error**, pass
+//! it through as the output and stop at the first `Err` with `try_collect` (or `try_next`):
+//! dropping the lane then drops the in-flight work and the source. Keep source and task errors
+//! apart with an enum:
+//!
+//! ```
+//! use futures::{stream, TryStreamExt};
+//! use tasklane::prelude::*;
+//!
+//! #[derive(Debug, PartialEq)]
+//! enum Failure {
+//!     Source(&'static str), // reading the input failed
+//!     Task(u32),            // the work for an item failed
+//! }
+//!
+//! async fn work(x: u32) -> Result<u32, Failure> {
+//!     if x == 3 { Err(Failure::Task(x)) } else { Ok(x * 10) }
+//! }
+//!
+//! # futures::executor::block_on(async {
+//! let source = stream::iter([Ok(1), Ok(2), Err("connection reset"), Ok(4)]);
+//! let out = source
+//!     .lane(4)
+//!     .ordered()
+//!     .map_async(|item: Result<u32, &'static str>| async move {
+//!         work(item.map_err(Failure::Source)?).await
+//!     })
+//!     .try_collect::<Vec<_>>()
+//!     .await;
+//! assert_eq!(out, Err(Failure::Source("connection reset")));
+//!
+//! // Collect-all instead: every item, the source error at its position.
+//! let source = stream::iter([Ok(1), Err("connection reset"), Ok(3)]);
+//! let all: Vec<_> = futures::StreamExt::collect(source.lane(4).ordered().map_async(
+//!     |item: Result<u32, &'static str>| async move { work(item.map_err(Failure::Source)?).await },
+//! ))
+//! .await;
+//! assert_eq!(all, [Ok(10), Err(Failure::Source("connection reset")), Err(Failure::Task(3))]);
+//! # });
+//! ```
+//!
+//! Python's tasklane raises a source error only after the in-flight items finish, and aio.tasks
+//! raises it at once and cancels them; here it is an item in its place: `ordered()` yields it after
+//! the items before it, in completion order it comes out as soon as it is pulled, and the consumer
+//! decides whether to stop.
 //!
 //! # What every lane guarantees
 //!
@@ -106,35 +227,81 @@
 //! while the lane is polled. So if a consumer awaits something slow between two `next()` calls,
 //! the in-flight work stalls for that long: the *buffered streams trap* known from futures-util's
 //! `buffered` (rust-lang/futures-rs#2387), which can even deadlock when the in-flight futures and the
-//! consumer's own work wait on the same resource, such as a connection pool of size one. Keep the
-//! loop body short, or move its slow part into the lane itself (map to a future that does both
-//! steps). A dedicated `for_each_async` terminal that drives the lane while the handler awaits is
-//! planned.
+//! consumer's own work wait on the same resource, such as a connection pool of size one.
+//!
+//! **The trap.** Here the loop body lets the second item go on and waits for it to finish, but
+//! nothing polls the lane while the body waits, so the second item never runs: the loop stalls for
+//! good.
 //!
 //! ```
-//! use futures::StreamExt;
+//! use futures::channel::oneshot;
+//! use futures::{FutureExt, StreamExt};
+//! use tasklane::prelude::*;
+//!
+//! let (go, go_rx) = oneshot::channel::<()>();
+//! let (done_tx, done) = oneshot::channel::<()>();
+//! let second_item = async move { go_rx.await.unwrap(); done_tx.send(()).unwrap(); 2 };
+//! let mut out = vec![async { 1 }.boxed(), second_item.boxed()].lane(2).run();
+//! let mut stalled = async move {
+//!     while let Some(x) = out.next().await {
+//!         if x == 1 {
+//!             go.send(()).unwrap();
+//!             done.await.unwrap(); // waits for the second item, which nobody polls
+//!             break;
+//!         }
+//!     }
+//! }
+//! .boxed();
+//! // Polled as often as you like, it never finishes (an executor would hang here).
+//! for _ in 0..10 {
+//!     assert!((&mut stalled).now_or_never().is_none());
+//! }
+//! ```
+//!
+//! **The way out: [`for_each_async`](LaneStream::for_each_async).** It polls the handler's future
+//! and the lane together, so in-flight work keeps running while the handler awaits. The same
+//! handler now finishes:
+//!
+//! ```
+//! use std::sync::Mutex;
+//! use futures::channel::oneshot;
+//! use futures::FutureExt;
 //! use tasklane::prelude::*;
 //!
 //! # futures::executor::block_on(async {
-//! // Instead of `while let Some(x) = out.next().await { store(x).await }`,
-//! // put both steps inside the lane, so storing never holds back fetching:
-//! let stored: Vec<u32> = (0..4u32)
+//! let (go, go_rx) = oneshot::channel::<()>();
+//! let (done_tx, done) = oneshot::channel::<()>();
+//! let second_item = async move { go_rx.await.unwrap(); done_tx.send(()).unwrap(); 2 };
+//! let channels = Mutex::new(Some((go, done)));
+//! let seen = Mutex::new(Vec::new());
+//! vec![async { 1 }.boxed(), second_item.boxed()]
 //!     .lane(2)
-//!     .map_async(|id| async move {
-//!         let page = id * 2; // fetch
-//!         page + 1 // store
+//!     .run()
+//!     .for_each_async(|x| {
+//!         seen.lock().unwrap().push(x);
+//!         let wait = if x == 1 { channels.lock().unwrap().take() } else { None };
+//!         async move {
+//!             if let Some((go, done)) = wait {
+//!                 go.send(()).unwrap();
+//!                 done.await.unwrap(); // the lane keeps polling the second item meanwhile
+//!             }
+//!         }
 //!     })
-//!     .collect()
 //!     .await;
-//! assert_eq!(stored.len(), 4);
+//! assert_eq!(*seen.lock().unwrap(), [1, 2]);
 //! # });
 //! ```
+//!
+//! Handlers run one at a time; outputs that finish meanwhile wait in their slots (within the
+//! limit). When the handling itself should run concurrently, put it inside the lane's future instead
+//! (`map_async(|id| async move { store(fetch(id).await).await })`).
 //!
 //! # Runtime support
 //!
 //! Runs unchanged on tokio (current-thread and multi-thread), async-std, smol and
 //! `futures::executor`: the test suite runs the same scenarios on each. A lane is `Send` when its
-//! input, closure and futures are, so it can be spawned on a multi-threaded runtime.
+//! input, closure and futures are, so it can be spawned on a multi-threaded runtime; a task pool's
+//! [`PoolDriver`](pool::PoolDriver) is always `Send` (jobs must be), so it can be spawned too.
 //!
 //! # Non-goals
 //!
@@ -159,10 +326,12 @@ mod backoff;
 mod engine;
 mod error;
 mod ext;
+mod gather;
 mod iter;
 mod lane;
 pub mod mode;
 mod policy;
+pub mod pool;
 pub mod prelude;
 pub mod progress;
 mod rate;
@@ -172,8 +341,9 @@ pub mod time;
 pub use backoff::{Backoff, Jitter};
 pub use error::Error;
 pub use ext::{IterLaneExt, LaneExt};
+pub use gather::{first, first_ok, gather, try_gather, First, FirstOk, Gather, TryGather};
 pub use iter::Iter;
 pub use lane::Lane;
 pub use policy::Policy;
 pub use progress::Progress;
-pub use stream::{LaneStream, MapAsync, Run};
+pub use stream::{ForEachAsync, LaneStream, MapAsync, Run};

@@ -497,3 +497,90 @@ fn retries_that_succeed_on_the_second_attempt_allocate_nothing_per_item() {
         }
     }
 }
+
+/// Polls `fut` to completion with a no-op waker (every future here is ready or wakes itself).
+fn block_on<F: Future>(fut: F) -> F::Output {
+    let waker = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+}
+
+/// `gather`, `try_gather` and `first_ok` allocate nothing per future: their output `Vec` is reserved
+/// once from the input's exact `size_hint`, and the rest is the lane's fixed handful.
+#[test]
+#[cfg_attr(miri, ignore = "drives 240_000 futures per limit")]
+fn gather_and_its_relatives_allocate_nothing_per_future() {
+    for &limit in limits() {
+        let gather = |n: u64| {
+            let (allocations, out) =
+                count_allocations(|| block_on(tasklane::gather((0..n).map(yield_once), limit)));
+            assert_eq!(out.len() as u64, n);
+            allocations
+        };
+        let try_gather = |n: u64| {
+            let (allocations, out) = count_allocations(|| {
+                let futs = (0..n).map(|x| async move { Ok::<u64, ()>(yield_once(x).await) });
+                block_on(tasklane::try_gather(futs, limit))
+            });
+            assert_eq!(out.map(|v| v.len() as u64), Ok(n));
+            allocations
+        };
+        let first_ok = |n: u64| {
+            let (allocations, out) = count_allocations(|| {
+                let futs = (0..n).map(|x| async move { Err::<(), u64>(yield_once(x).await) });
+                block_on(tasklane::first_ok(futs, limit))
+            });
+            assert_eq!(out.map_err(|e| e.len() as u64), Err(n));
+            allocations
+        };
+        for (name, allocations) in [
+            ("gather", &gather as &dyn Fn(u64) -> usize),
+            ("try_gather", &try_gather),
+        ] {
+            let (small, large) = (allocations(SMALL), allocations(LARGE));
+            assert!(
+                large <= small,
+                "{name}, limit {limit}: {large} allocations for {LARGE} futures, {small} for {SMALL}"
+            );
+        }
+        // first_ok keeps every error: its `Vec` of errors grows by doubling, nothing else.
+        let (small, large) = (first_ok(SMALL), first_ok(LARGE));
+        assert!(
+            large <= small + 8,
+            "first_ok, limit {limit}: {large} allocations for {LARGE} futures, {small} for {SMALL}"
+        );
+    }
+}
+
+/// A pool job costs two allocations (the boxed job and the state its handle shares with it), and
+/// nothing else per job.
+#[test]
+#[cfg_attr(miri, ignore = "runs 30_000 jobs")]
+fn a_pool_job_costs_two_allocations() {
+    let run = |n: u64| {
+        let (allocations, sum) = count_allocations(|| {
+            let (pool, driver) = tasklane::pool::TaskPool::new(64);
+            let mut handles = Vec::with_capacity(n as usize);
+            handles.extend((0..n).map(|i| pool.submit(yield_once(i))));
+            drop(pool);
+            block_on(driver);
+            handles
+                .into_iter()
+                .map(|h| block_on(h).unwrap())
+                .sum::<u64>()
+        });
+        assert_eq!(sum, n * (n - 1) / 2);
+        allocations
+    };
+    let (small, large) = (run(10_000), run(20_000));
+    let per_job = (large - small) as f64 / 10_000.0;
+    assert!(
+        (2.0..2.01).contains(&per_job),
+        "{per_job} allocations per job ({large} for 20,000 jobs, {small} for 10,000)"
+    );
+}

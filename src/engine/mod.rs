@@ -337,10 +337,17 @@ impl<M: Mode> Engine<M> {
 
     /// Advances the lane. `pull` polls the input for its next item (it is called only while a slot
     /// is free, and never again after it returned `Ready(None)`).
-    pub(crate) fn poll_next<P>(
+    ///
+    /// With `emit` (`poll_next`), returns an output as soon as one may be yielded. Without it (for
+    /// `for_each_async`, while its handler runs), yields nothing: finished outputs stay in their
+    /// slots (which stay taken, so the limit holds), every other slot keeps being driven and free
+    /// slots are filled; it returns `Ready(None)` once the lane has ended, `Pending` otherwise, with
+    /// every waker registered.
+    pub(crate) fn poll_lane<P>(
         &mut self,
         cx: &mut Context<'_>,
         mut pull: P,
+        emit: bool,
     ) -> Poll<Option<M::Output>>
     where
         P: FnMut(&mut Context<'_>) -> Poll<Option<M::Item>>,
@@ -402,7 +409,7 @@ impl<M: Mode> Engine<M> {
             }
 
             // Phase 3: emit one output, refilling its slot first.
-            if let Some(output) = self.emit(cx, &mut pull) {
+            if let Some(output) = if emit { self.emit(cx, &mut pull) } else { None } {
                 break Poll::Ready(Some(output));
             }
 

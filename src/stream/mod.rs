@@ -11,6 +11,9 @@ use crate::engine::{Engine, Mode};
 use crate::mode::{Identity, MapFn, Plain, Task};
 use crate::progress::Silent;
 
+mod for_each_async;
+pub use for_each_async::ForEachAsync;
+
 /// The stream that [`map_async`](crate::Lane::map_async) returns, for a lane of kind `P` with
 /// progress reporting `G`.
 ///
@@ -169,6 +172,25 @@ where
     type Item = M::Output;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<M::Output>> {
+        self.poll_lane(cx, true)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.engine.size_hint(self.stream.size_hint())
+    }
+}
+
+impl<St, M> LaneStream<St, M>
+where
+    St: Stream,
+    M: Mode<Item = St::Item>,
+{
+    /// Advances the lane, with or without taking an output out (see `Engine::poll_lane`).
+    pub(crate) fn poll_lane(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        emit: bool,
+    ) -> Poll<Option<M::Output>> {
         let this = self.project();
         let mut stream = this.stream;
         if this.engine.progress_unstarted() {
@@ -176,7 +198,7 @@ where
         }
         let polled = this
             .engine
-            .poll_next(cx, |cx| stream.as_mut().poll_next(cx));
+            .poll_lane(cx, |cx| stream.as_mut().poll_next(cx), emit);
         if polled.is_pending() && this.engine.waits_for_permit_to_pull() {
             // The lane does not read its input before a start is allowed, so it cannot see the end of
             // the input that way: ask the input whether it has anything left instead, so that a
@@ -185,14 +207,10 @@ where
                 this.engine.end_input();
                 return this
                     .engine
-                    .poll_next(cx, |cx| stream.as_mut().poll_next(cx));
+                    .poll_lane(cx, |cx| stream.as_mut().poll_next(cx), emit);
             }
         }
         polled
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.engine.size_hint(self.stream.size_hint())
     }
 }
 

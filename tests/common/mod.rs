@@ -740,6 +740,19 @@ pub(crate) struct PanicReport {
     pub(crate) line: u32,
 }
 
+impl PanicReport {
+    /// Asserts that the panic names the argument `arg` (in backticks) and points at a line of the
+    /// test file `file` (the caller, thanks to `#[track_caller]`), not at the crate's own code.
+    pub(crate) fn assert_names(&self, arg: &str, file: &str) {
+        assert!(
+            self.message.contains(&format!("`{arg}`")),
+            "the message names `{arg}`: {}",
+            self.message
+        );
+        assert_eq!(self.file, file, "the panic points at the caller");
+    }
+}
+
 /// Serializes [`catch_panic`]: the panic hook is process-wide.
 static HOOK: Mutex<()> = Mutex::new(());
 
