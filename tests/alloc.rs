@@ -584,3 +584,80 @@ fn a_pool_job_costs_two_allocations() {
         "{per_job} allocations per job ({large} for 20,000 jobs, {small} for 10,000)"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Rate limiting and progress
+// ---------------------------------------------------------------------------------------------
+
+/// A rate limit that makes every start wait for the lane's timer (on the manual clock, one period
+/// per step), retries that pass the limiter again, and a progress callback: still no allocation per
+/// item, both orders.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn rate_limiting_and_progress_allocate_nothing_per_item() {
+    let failed: Vec<Cell<bool>> = (0..LARGE).map(|_| Cell::new(false)).collect();
+    let period = Duration::from_millis(1);
+    for &limit in limits() {
+        for ordered in [false, true] {
+            for retried in [false, true] {
+                let run = |n: u64| {
+                    failed.iter().for_each(|f| f.set(!retried));
+                    let clock = ManualClock::new();
+                    let snapshots = Cell::new(0u64);
+                    let (allocations, (count, sum)) = count_allocations(|| {
+                        let lane = maybe_ordered(stream::iter(0..n).lane(limit), ordered)
+                            .with_clock(&clock)
+                            .rate(1_000.0)
+                            .burst(4)
+                            .retry(1)
+                            .backoff(tasklane::Backoff::constant(Duration::ZERO))
+                            .on_progress(|p| snapshots.set(p.completed));
+                        let stream = lane.map_async(|x: u64| {
+                            let second = failed[x as usize].replace(true);
+                            async move {
+                                if second {
+                                    Ok(x)
+                                } else {
+                                    Err(())
+                                }
+                            }
+                        });
+                        drain_results(stream, Some((&clock, period)))
+                    });
+                    assert_eq!((count, sum), (n, n * (n - 1) / 2));
+                    assert_eq!(snapshots.get(), n, "one snapshot per item");
+                    allocations
+                };
+                let (small, large) = (run(SMALL), run(LARGE));
+                assert!(
+                    large <= small,
+                    "limit {limit}, ordered {ordered}, retried {retried}: {large} allocations for \
+                     {LARGE} rate-limited items but {small} for {SMALL}"
+                );
+            }
+        }
+    }
+}
+
+/// On the system clock, a rate that never makes a start wait costs no allocation per item either.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_rate_that_never_waits_allocates_nothing_per_item() {
+    for &limit in limits() {
+        let run = |n: u64| {
+            let (allocations, (count, sum)) = count_allocations(|| {
+                drain(
+                    stream::iter(0..n)
+                        .lane(limit)
+                        .rate(1e9)
+                        .burst(1_000_000)
+                        .map_async(|x| async move { x }),
+                )
+            });
+            assert_eq!((count, sum), (n, n * (n - 1) / 2));
+            allocations
+        };
+        let (small, large) = (run(SMALL), run(LARGE));
+        assert!(large <= small, "limit {limit}: {large} vs {small}");
+    }
+}
