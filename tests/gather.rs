@@ -311,6 +311,51 @@ fn ra_02_first_respects_the_limit() {
     }
 }
 
+/// RA-03: "first completed" under a rate limit. `first` has no rate of its own; its rate-limited
+/// form is a lane with `.rate()` whose first output is taken and the rest dropped. The tasks that do
+/// start are spaced by the period (exactly, on the manual clock), and once the first result is in,
+/// nothing else starts.
+#[test]
+fn ra_03_first_under_a_rate_limit_spaces_the_starts_it_makes() {
+    let clock = ManualClock::new();
+    let starts = Arc::new(Mutex::new(Vec::new()));
+    let gates: Vec<_> = (0..3)
+        .map(|_| futures::channel::oneshot::channel::<u32>())
+        .collect();
+    let (senders, receivers): (Vec<_>, Vec<_>) = gates.into_iter().unzip();
+    let futs: Vec<_> = receivers
+        .into_iter()
+        .enumerate()
+        .map(|(i, rx)| {
+            let (starts, clock) = (Arc::clone(&starts), clock.clone());
+            async move {
+                starts.lock().unwrap().push((i, clock.elapsed()));
+                rx.await.unwrap_or(0)
+            }
+        })
+        .collect();
+    let mut lane = futs.lane(3).with_clock(&clock).rate(20.0).run();
+    let mut cx = noop_context();
+    assert!(lane.poll_next_unpin(&mut cx).is_pending());
+    clock.advance(Duration::from_millis(50));
+    assert!(lane.poll_next_unpin(&mut cx).is_pending());
+    let mut senders = senders.into_iter();
+    senders.next().unwrap().send(7).unwrap(); // the first task finishes first
+    let first = match lane.poll_next_unpin(&mut cx) {
+        Poll::Ready(first) => first,
+        Poll::Pending => panic!("the first result is ready"),
+    };
+    assert_eq!(first, Some(7));
+    drop(lane); // the rest is dropped, as `first` does
+    clock.advance(Duration::from_millis(100));
+    let starts = starts.lock().unwrap().clone();
+    assert_eq!(
+        starts,
+        [(0, Duration::ZERO), (1, Duration::from_millis(50))],
+        "two starts a period apart, and none after the first result"
+    );
+}
+
 /// RA-04: the first completion returns at once and every loser is dropped in that same poll (not
 /// after the losers finish, as in aiometer).
 #[test]

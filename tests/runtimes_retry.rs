@@ -1,4 +1,4 @@
-//! The runtime matrix for retries and timeouts: the same scenario `async fn`s, on real (small) timers,
+//! The runtime matrix for retries, timeouts and rate limits: the same scenario `async fn`s, on real (small) timers,
 //! on tokio (current-thread, and multi-thread as a spawned task, so the lane must be `Send`),
 //! async-std, smol and `futures::executor`.
 //!
@@ -129,6 +129,51 @@ async fn exhausted_timeouts_surface() {
     assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
 }
 
+/// RL-01 and RT-15 on a runtime: 10 items at 200 starts per second (limit 4), the even ones failing
+/// once with no back-off: 15 attempts, never two closer than the period allows, with progress.
+async fn rate_limited_retries_hold_the_rate() {
+    let calls = counters(10);
+    let starts = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let snapshots = Arc::new(AtomicU32::new(0));
+    let t0 = Instant::now();
+    let (c, st, sn) = (
+        Arc::clone(&calls),
+        Arc::clone(&starts),
+        Arc::clone(&snapshots),
+    );
+    let out: Vec<Result<usize, Error<String>>> = (0..10usize)
+        .lane(4)
+        .rate(200.0)
+        .retry(1)
+        .backoff(Backoff::constant(Duration::ZERO))
+        .on_progress(move |p| {
+            assert!(p.in_flight <= 4);
+            sn.store(p.completed as u32, SeqCst);
+        })
+        .map_async(move |i| {
+            st.lock().unwrap().push(t0.elapsed());
+            let n = c[i].fetch_add(1, SeqCst);
+            async move {
+                if i % 2 == 0 && n == 0 {
+                    Err("fails once".to_string())
+                } else {
+                    Ok(i)
+                }
+            }
+        })
+        .collect()
+        .await;
+    assert!(out.iter().all(Result::is_ok), "{out:?}");
+    assert_eq!(snapshots.load(SeqCst), 10);
+    let starts = starts.lock().unwrap().clone();
+    assert_eq!(starts.len(), 15);
+    // Start k is never earlier than k periods of 5 ms after the first (burst 1).
+    for (k, t) in starts.iter().enumerate() {
+        assert!(*t + ms(1) >= ms(5) * k as u32, "start {k} at {t:?}");
+    }
+    assert!(t0.elapsed() < Duration::from_secs(20));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Runtimes
 // ---------------------------------------------------------------------------------------------
@@ -137,4 +182,5 @@ runtime_matrix!(
     retries_until_success_with_backoff,
     timeout_then_retry_succeeds,
     exhausted_timeouts_surface,
+    rate_limited_retries_hold_the_rate,
 );
