@@ -20,6 +20,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
+use futures::future::FutureExt;
 use futures::stream::{self, StreamExt};
 use futures_buffered::BufferedStreamExt;
 use governor::{Quota, RateLimiter};
@@ -97,10 +98,8 @@ fn governor_100k() {
     let limiter = &limiter;
     let (count, sum) = futures::executor::block_on(
         stream::iter(0..N)
-            .then(|x| async move {
-                limiter.until_ready().await;
-                ready(x)
-            })
+            // Each item waits for its permit, then becomes a ready future for futures-buffered.
+            .then(|x| limiter.until_ready().map(move |()| ready(x)))
             .buffered_unordered(64)
             .fold((0, 0), |(c, s), x| ready((c + 1, s + x))),
     );
