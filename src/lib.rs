@@ -69,10 +69,13 @@
 //! | [`items.into_stream()`](IterLaneExt::into_stream) | any `IntoIterator` | a lazy [`Stream`](futures_core::Stream) ([`Iter`]) |
 //! | [`items.lane(limit)`](IterLaneExt::lane) | any `IntoIterator` | a [`Lane`] builder |
 //! | [`stream.lane(limit)`](LaneExt::lane) | any `Stream` | a [`Lane`] builder |
+//! | [`items.lane_with(&policy)`](IterLaneExt::lane_with), [`stream.lane_with(&policy)`](LaneExt::lane_with) | both | a [`Lane`] configured from a reusable [`Policy`] |
 //! | [`.ordered()`](Lane::ordered) | `Lane` | outputs in input order (default: completion order) |
 //! | [`.timeout(d)`](Lane::timeout) | `Lane` | each attempt gets at most `d`; items become `Result<U, Error<E>>` |
 //! | [`.retry(n)`](Lane::retry) | `Lane` | up to `n + 1` attempts per item; items become `Result<U, Error<E>>` |
 //! | [`.backoff(b)`](Lane::backoff), [`.retry_if(p)`](Lane::retry_if), [`.retry_after(h)`](Lane::retry_after) | `Lane` after `retry` | the delay before each retry, which failures are retried, a delay the error asks for |
+//! | [`.rate(per_second)`](Lane::rate), [`.burst(n)`](Lane::burst) | `Lane` | at most `per_second` attempt starts per second (GCRA), retries included; up to `n` back to back |
+//! | [`.on_progress(f)`](Lane::on_progress) | `Lane` | `f(&`[`Progress`]`)` once per item outcome, before it is yielded |
 //! | [`.map_async(f)`](Lane::map_async) | `Lane` | a stream of `f(item)`'s outcomes ([`LaneStream`]) |
 //! | [`.run()`](Lane::run) | `Lane` over futures, without retry | a stream of their outputs ([`LaneStream`]) |
 //! | [`.for_each_async(g)`](LaneStream::for_each_async) | the stream of `map_async` or `run` | a future that runs `g(output)` for each output while the lane keeps running |
@@ -82,7 +85,8 @@
 //! | [`first_ok(futs, limit)`](first_ok()) | futures of `Result` | the first success, or every error in completion order |
 //! | [`TaskPool::new(max_workers)`](pool::TaskPool::new), [`pool::scope`] | jobs (`Send` futures) | a task pool without spawning: `submit`, `map`, `cancel`, `shutdown` |
 //!
-//! How limit, retry, back-off and timeout compose is spelled out in [`Lane`'s `# Order`](Lane#order).
+//! How limit, rate, retry, back-off and timeout compose is spelled out in
+//! [`Lane`'s `# Order`](Lane#order).
 //! The output streams are plain `Stream`s: everything in `StreamExt` and `TryStreamExt` works on
 //! them. A stream of `Result`s gives fail-fast with `try_collect` and collect-all with `collect`.
 //! Errors are values of [`Error<E>`](Error): the task's own error (never stringified) or a timeout,
@@ -98,10 +102,11 @@
 //! | tasklane | `amap(f, items, limit=n)` | `items.lane(n).ordered().map_async(f).collect::<Vec<_>>()`; fail-fast (`return_exceptions=False`): `.try_collect()` |
 //! | tasklane | `stream(f, items, limit=n)` | `items.lane(n).map_async(f)`: a `Stream` in completion order |
 //! | tasklane | `gather(*coros, limit=n)` | [`gather(futs, n)`](gather()); fail-fast: [`try_gather(futs, n)`](try_gather()) |
-//! | tasklane | `Lane(limit=n, retries=r, timeout=t, backoff=b)` | `items.lane(n).retry(r).timeout(t).backoff(b)` ([`Lane`]), then `.map_async(f)` or `.run()` |
+//! | tasklane | `Lane(limit=n, retries=r, timeout=t, backoff=b, rate_limit=q)` | [`Policy::new(n).retry(r).timeout(t).backoff(b).rate(q)`](Policy), then `items.lane_with(&policy).map_async(f)`; or the same setters on `items.lane(n)` directly |
+//! | tasklane | `on_progress=cb` | [`.on_progress(cb)`](Lane::on_progress), `cb(&Progress)` |
 //! | aiometer | `run_on_each(f, args, max_at_once=n)` | `args.lane(n).map_async(f).for_each_async(\|()\| async {})` (or any handler) |
 //! | aiometer | `run_all(fns, max_at_once=n)` | [`gather(fns.into_iter().map(\|f\| f()), n)`](gather()) |
-//! | aiometer | `amap(f, args, max_at_once=n)` | `args.lane(n).map_async(f)` (completion order) |
+//! | aiometer | `amap(f, args, max_at_once=n, max_per_second=q)` | `args.lane(n).rate(q).map_async(f)` (completion order) |
 //! | aiometer | `run_any(fns, max_at_once=n)` | [`first(futs, n)`](first()) (the losers are dropped at once); first success: [`first_ok`] |
 //! | cf-taskpool | `TaskPoolExecutor(max_workers=n)` | [`TaskPool::new(n)`](pool::TaskPool::new) (handle and driver), or [`pool::scope(n, \|pool\| ..)`](pool::scope) for `async with` |
 //! | cf-taskpool | `executor.submit(fn, *args)`, `future.cancel()` | [`pool.submit(fut)`](pool::TaskPool::submit) → [`JobHandle`](pool::JobHandle), [`handle.cancel()`](pool::JobHandle::cancel) |
@@ -151,7 +156,27 @@
 //! # });
 //! ```
 //!
-//! Rate limits (`rate_limit=`, `max_per_second=`) are not on this branch yet.
+//! Rate limits (tasklane's `rate_limit=`, aiometer's `max_per_second=`) are
+//! [`.rate(per_second)`](Lane::rate) on any lane; tasklane's progress callback is
+//! [`.on_progress`](Lane::on_progress):
+//!
+//! ```
+//! use futures::StreamExt;
+//! use tasklane::prelude::*;
+//!
+//! # futures::executor::block_on(async {
+//! let mut completed = 0;
+//! let out: Vec<u32> = (1..=3u32)
+//!     .lane(4)
+//!     .ordered()
+//!     .rate(1_000.0) // aiometer: max_per_second=1000
+//!     .on_progress(|p| completed = p.completed)
+//!     .map_async(|x| async move { x * 2 })
+//!     .collect()
+//!     .await;
+//! assert_eq!((out, completed), (vec![2, 4, 6], 3));
+//! # });
+//! ```
 //!
 //! # Errors in the input
 //!
@@ -205,9 +230,9 @@
 //!
 //! # What every lane guarantees
 //!
-//! - **At most `limit` in progress.** The input is read only when a slot is free: at most `limit`
-//!   items are pulled and not yet yielded, in both orders. `lane(usize::MAX)` is unbounded and
-//!   allocates nothing up front; `lane(0)` panics.
+//! - **At most `limit` in progress.** The input is read only when a slot is free (and, with a rate
+//!   limit, when a start is allowed): at most `limit` items are pulled and not yet yielded, in both
+//!   orders. `lane(usize::MAX)` is unbounded and allocates nothing up front; `lane(0)` panics.
 //! - **Eager refill.** When an output is returned, its slot has already been refilled from the input
 //!   and the new future polled once (futures-util's `buffered` refills only on the next call).
 //! - **All woken work is driven.** Every poll drives every woken in-flight future, even when an output
@@ -217,7 +242,7 @@
 //! - **Exactly one output per item**, unless the stream is dropped first. Dropping it at any point
 //!   drops every in-flight future, every waiting output and the input, at once.
 //! - **No allocation per item** in steady state: futures live in pinned slots reused item after item,
-//!   each slot with one waker made once.
+//!   each slot with one waker made once; timeouts, back-offs, rate limits and progress included.
 //! - **Panics propagate.** A panic in a user future or closure unwinds out of `poll_next`; the lane
 //!   stays safe to drop.
 //!
@@ -310,13 +335,13 @@
 //!
 //! # Feature flags
 //!
-//! Timers (for timeouts and back-offs) come from futures-timer's own timer thread by default, so they
-//! work on every runtime. A lane without timeout or retry never creates one.
+//! Timers (for timeouts, back-offs and rate limits) come from futures-timer's own timer thread by
+//! default, so they work on every runtime. A lane without timeout, retry or rate never creates one.
 //!
 //! - `async-io`: use async-io's timer (the reactor behind smol and async-std) instead.
 //!   `tasklane = { version = "0.1", features = ["async-io"] }`
-//! - `test-util`: `time::ManualClock` and `Lane::with_clock`, to test timeouts and back-offs by
-//!   moving a clock by hand instead of sleeping.
+//! - `test-util`: `time::ManualClock`, `Lane::with_clock` and `Policy::with_clock`, to test
+//!   timeouts, back-offs, rate limits and progress by moving a clock by hand instead of sleeping.
 //!   `tasklane = { version = "0.1", features = ["test-util"] }`
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
