@@ -303,6 +303,15 @@ impl<Mk, P: fmt::Debug, G> fmt::Debug for Task<Mk, P, G> {
     }
 }
 
+impl<Mk, P, G: Reporter> engine::Reports for Task<Mk, P, G> {
+    const REPORTS: bool = G::ENABLED;
+
+    #[inline]
+    fn report(&mut self, progress: &Progress) {
+        self.progress.report(progress)
+    }
+}
+
 impl<Mk: Maker, G: Reporter> engine::Mode for Task<Mk, Plain, G> {
     type Item = Mk::Item;
     type Keep = ();
@@ -330,17 +339,10 @@ impl<Mk: Maker, G: Reporter> engine::Mode for Task<Mk, Plain, G> {
         0
     }
 
-    const REPORTS: bool = G::ENABLED;
-
     /// A plain lane's outputs are the user's own: each counts as a success.
     #[inline]
     fn succeeded(_: &Self::Output) -> bool {
         true
-    }
-
-    #[inline]
-    fn report(&mut self, progress: &Progress) {
-        self.progress.report(progress)
     }
 }
 
@@ -377,16 +379,9 @@ where
         0
     }
 
-    const REPORTS: bool = G::ENABLED;
-
     #[inline]
     fn succeeded(output: &Self::Output) -> bool {
         output.is_ok()
-    }
-
-    #[inline]
-    fn report(&mut self, progress: &Progress) {
-        self.progress.report(progress)
     }
 }
 
@@ -439,15 +434,8 @@ where
         backoff.next_nanos(attempts.saturating_sub(1), prev, rng)
     }
 
-    const REPORTS: bool = G::ENABLED;
-
     #[inline]
     fn succeeded(output: &Self::Output) -> bool {
         output.is_ok()
-    }
-
-    #[inline]
-    fn report(&mut self, progress: &Progress) {
-        self.progress.report(progress)
     }
 }

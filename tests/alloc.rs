@@ -452,6 +452,16 @@ fn a_timeout_that_never_fires_allocates_nothing_per_item() {
 /// Retries that succeed on the second attempt, after a real back-off through the lane's timer (on
 /// the manual clock), cost no allocation per item: the item waits in its slot and in the lane's
 /// back-off heap, which stops growing at `limit` entries.
+/// The attempt maker of the retry tests: item `x` fails unless `failed[x]` is set, and sets it.
+fn fails_once(
+    failed: &[Cell<bool>],
+) -> impl FnMut(u64) -> std::future::Ready<Result<u64, ()>> + '_ {
+    move |x| {
+        let second = failed[x as usize].replace(true);
+        std::future::ready(if second { Ok(x) } else { Err(()) })
+    }
+}
+
 #[test]
 #[cfg_attr(miri, ignore)]
 fn retries_that_succeed_on_the_second_attempt_allocate_nothing_per_item() {
@@ -468,16 +478,7 @@ fn retries_that_succeed_on_the_second_attempt_allocate_nothing_per_item() {
                             .with_clock(&clock)
                             .retry(3)
                             .backoff(tasklane::Backoff::constant(backoff));
-                        let stream = lane.map_async(|x: u64| {
-                            let second = failed[x as usize].replace(true);
-                            async move {
-                                if second {
-                                    Ok(x)
-                                } else {
-                                    Err(())
-                                }
-                            }
-                        });
+                        let stream = lane.map_async(fails_once(&failed));
                         drain_results(stream, Some((&clock, backoff)))
                     });
                     assert_eq!((count, sum), (n, n * (n - 1) / 2));
@@ -612,16 +613,7 @@ fn rate_limiting_and_progress_allocate_nothing_per_item() {
                             .retry(1)
                             .backoff(tasklane::Backoff::constant(Duration::ZERO))
                             .on_progress(|p| snapshots.set(p.completed));
-                        let stream = lane.map_async(|x: u64| {
-                            let second = failed[x as usize].replace(true);
-                            async move {
-                                if second {
-                                    Ok(x)
-                                } else {
-                                    Err(())
-                                }
-                            }
-                        });
+                        let stream = lane.map_async(fails_once(&failed));
                         drain_results(stream, Some((&clock, period)))
                     });
                     assert_eq!((count, sum), (n, n * (n - 1) / 2));

@@ -189,25 +189,24 @@ fn pg_05_the_total_is_known_only_for_exactly_sized_inputs() {
     assert!(channel.all().iter().all(|p| p.total.is_none()));
 }
 
+/// PG-06's lane: items 0..8, limit 3, in input order, item 4 fails; snapshots into `snaps`.
+fn item_4_fails(
+    snaps: &Snapshots,
+) -> impl futures::Stream<Item = Result<u32, tasklane::Error<u32>>> + '_ {
+    (0..8u32)
+        .lane(3)
+        .ordered()
+        .retry(0)
+        .on_progress(snaps.push())
+        .map_async(|i| std::future::ready(if i == 4 { Err(i) } else { Ok(i) }))
+}
+
 #[test]
 fn pg_06_fail_fast_sees_the_failing_items_snapshot_and_none_after() {
-    // Items 0..8, limit 3, item 4 fails; `try_collect` stops at it.
+    // `try_collect` stops at item 4.
     let snaps = Snapshots::default();
-    let result: Result<Vec<u32>, _> = futures::executor::block_on(
-        (0..8u32)
-            .lane(3)
-            .ordered()
-            .retry(0)
-            .on_progress(snaps.push())
-            .map_async(|i| async move {
-                if i == 4 {
-                    Err(i)
-                } else {
-                    Ok(i)
-                }
-            })
-            .try_collect(),
-    );
+    let result: Result<Vec<u32>, _> =
+        futures::executor::block_on(item_4_fails(&snaps).try_collect());
     assert_eq!(result.unwrap_err().into_inner(), Some(4));
     let last = snaps.last();
     assert_eq!((last.completed, last.succeeded, last.failed), (5, 4, 1));
@@ -215,21 +214,7 @@ fn pg_06_fail_fast_sees_the_failing_items_snapshot_and_none_after() {
 
     // Collect-all goes on to the end.
     let all = Snapshots::default();
-    let out: Vec<_> = futures::executor::block_on(
-        (0..8u32)
-            .lane(3)
-            .ordered()
-            .retry(0)
-            .on_progress(all.push())
-            .map_async(|i| async move {
-                if i == 4 {
-                    Err(i)
-                } else {
-                    Ok(i)
-                }
-            })
-            .collect(),
-    );
+    let out: Vec<_> = futures::executor::block_on(item_4_fails(&all).collect());
     assert_eq!(out.len(), 8);
     let last = all.last();
     assert_eq!(

@@ -62,7 +62,7 @@ pub enum Settle<O> {
 /// Sealed: it is `pub` only so that public bounds can name it; it lives in a private module, so no
 /// one outside the crate can name, implement or call it.
 #[allow(unreachable_pub)] // reason: sealed, see above
-pub trait Mode {
+pub trait Mode: Reports {
     /// An input item.
     type Item;
     /// What the slot keeps between attempts (the item, for retries).
@@ -86,11 +86,16 @@ pub trait Mode {
     /// and the error's own hint.
     fn backoff(&mut self, attempts: u32, prev: Option<u64>, hint: Option<Duration>) -> u64;
 
-    /// Whether the lane reports progress (has an `on_progress` callback). When `false`, the engine
-    /// keeps no counters and never calls [`Mode::report`].
-    const REPORTS: bool;
     /// Whether an output counts as a success in progress snapshots.
     fn succeeded(output: &Self::Output) -> bool;
+}
+
+/// What a lane does with its progress (every kind of lane the same way: through its reporter).
+#[allow(unreachable_pub)] // reason: part of the sealed `Mode` trait, unnameable outside the crate
+pub trait Reports {
+    /// Whether the lane reports progress (has an `on_progress` callback). When `false`, the engine
+    /// keeps no counters and never calls [`Reports::report`].
+    const REPORTS: bool;
     /// Hands a progress snapshot to the lane's callback.
     fn report(&mut self, progress: &Progress);
 }
