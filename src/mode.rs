@@ -305,6 +305,7 @@ impl<Mk: Maker> engine::Mode for Task<Mk, Plain> {
     type Keep = ();
     type Fut = Mk::Fut;
     type Output = <Mk::Fut as Future>::Output;
+    type Meta = engine::Single;
 
     #[inline]
     fn start(&mut self, item: Mk::Item) -> (Option<()>, Mk::Fut) {
@@ -337,6 +338,7 @@ where
     type Keep = ();
     type Fut = Mk::Fut;
     type Output = Result<U, Error<E>>;
+    type Meta = engine::Single;
 
     #[inline]
     fn start(&mut self, item: Mk::Item) -> (Option<()>, Mk::Fut) {
@@ -373,6 +375,7 @@ where
     type Keep = Mk::Item;
     type Fut = Mk::Fut;
     type Output = Result<U, Error<E>>;
+    type Meta = engine::Retried<Mk::Item>;
 
     #[inline]
     fn start(&mut self, item: Mk::Item) -> (Option<Mk::Item>, Mk::Fut) {

@@ -11,6 +11,7 @@
 //! `Result` and may start several attempts. Timeouts and back-offs are deadlines of this engine
 //! ([`timers`]), served by one lazily created timer per lane. A plain lane never touches them.
 
+mod meta;
 mod slots;
 mod timers;
 
@@ -19,6 +20,8 @@ use std::future::Future;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use meta::SlotMeta;
+pub(crate) use meta::{Retried, Single};
 use slots::{Arena, Polled, NIL, TIMER};
 use timers::{BackoffQueue, Link, TimeoutList};
 
@@ -63,6 +66,8 @@ pub trait Mode {
     type Fut: Future;
     /// The lane's output per item.
     type Output;
+    /// What each slot keeps for its item besides the future ([`Single`]: nothing).
+    type Meta: SlotMeta<Self::Keep>;
 
     /// The first attempt for an item.
     fn start(&mut self, item: Self::Item) -> (Option<Self::Keep>, Self::Fut);
@@ -79,26 +84,7 @@ pub trait Mode {
     fn backoff(&mut self, attempts: u32, prev: Option<u64>, hint: Option<Duration>) -> u64;
 }
 
-/// What the engine keeps in each slot besides its future.
-pub(crate) struct Meta<K> {
-    keep: Option<K>,
-    /// Attempts started for the slot's item.
-    attempts: u32,
-    /// The item's last back-off (for decorrelated jitter).
-    prev_delay: Option<u64>,
-}
-
-impl<K> Default for Meta<K> {
-    fn default() -> Self {
-        Meta {
-            keep: None,
-            attempts: 0,
-            prev_delay: None,
-        }
-    }
-}
-
-type ArenaOf<M> = Arena<<M as Mode>::Fut, <M as Mode>::Output, Meta<<M as Mode>::Keep>>;
+type ArenaOf<M> = Arena<<M as Mode>::Fut, <M as Mode>::Output, <M as Mode>::Meta>;
 
 /// Timeouts, back-offs, and the one timer that serves them.
 #[derive(Debug)]
@@ -349,10 +335,7 @@ impl<M: Mode> Engine<M> {
     #[inline]
     fn start(&mut self, index: usize, item: M::Item) {
         let (keep, fut) = self.mode.start(item);
-        let meta = self.arena.meta(index);
-        meta.keep = keep;
-        meta.attempts = 1;
-        meta.prev_delay = None;
+        self.arena.meta(index).begin(keep);
         self.arena.fill(index, fut);
         self.occupied += 1;
         if self.ordered {
@@ -395,10 +378,10 @@ impl<M: Mode> Engine<M> {
     // instructions per item in timed and retrying lanes (callgrind).
     #[inline(always)]
     fn settle(&mut self, index: usize, outcome: Outcome<<M::Fut as Future>::Output>) -> bool {
-        let attempts = self.arena.meta(index).attempts;
+        let attempts = self.arena.meta(index).attempts();
         match self.mode.settle(outcome, attempts) {
             Settle::Done(output) => {
-                self.arena.meta(index).keep = None;
+                self.arena.meta(index).finish();
                 self.arena.set_done(index, output);
                 if !self.ordered {
                     self.queue.push_back(index);
@@ -414,8 +397,8 @@ impl<M: Mode> Engine<M> {
     #[cold]
     fn schedule_retry(&mut self, index: usize, attempts: u32, hint: Option<Duration>) -> bool {
         let meta = self.arena.meta(index);
-        let delay = self.mode.backoff(attempts, meta.prev_delay, hint);
-        meta.prev_delay = Some(delay);
+        let delay = self.mode.backoff(attempts, meta.prev_delay(), hint);
+        meta.set_prev_delay(delay);
         if delay == 0 {
             self.restart(index);
             return true;
@@ -428,9 +411,7 @@ impl<M: Mode> Engine<M> {
 
     /// Starts the next attempt of a waiting item (not polled yet).
     fn restart(&mut self, index: usize) {
-        let meta = self.arena.meta(index);
-        meta.attempts += 1;
-        let keep = meta.keep.as_ref().expect("a retried item keeps its input");
+        let keep = self.arena.meta(index).next_attempt();
         let fut = self.mode.restart(keep);
         self.arena.fill(index, fut);
     }
