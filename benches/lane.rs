@@ -219,8 +219,80 @@ fn wake_scaling(c: &mut Criterion) {
     group.finish();
 }
 
+/// One `wake_scaling` run of one implementation outside criterion, for instruction and cache
+/// counts: `reps` times, a gated stream is built and then released by [`release_counted`] (the only
+/// function to count, e.g. `valgrind --tool=callgrind --toggle-collect='*release_counted*'`).
+fn count_wake_scaling(implementation: &str, limit: usize, reps: usize) {
+    let mut rng = fastrand::Rng::with_seed(SEED);
+    for _ in 0..reps {
+        match implementation {
+            "tasklane" => drop(release_counted(gated(limit, &mut rng, |rxs| {
+                rxs.lane(limit).run()
+            }))),
+            "futures_util" => drop(release_counted(gated(limit, &mut rng, |rxs| {
+                stream::iter(rxs).buffer_unordered(limit)
+            }))),
+            "futures_buffered" => drop(release_counted(gated(limit, &mut rng, |rxs| {
+                stream::iter(rxs).buffered_unordered(limit)
+            }))),
+            other => panic!("unknown implementation {other:?}"),
+        }
+    }
+}
+
+/// [`release`], never inlined, so that a profiler can count it alone.
+#[inline(never)]
+fn release_counted<S>(input: (Pin<Box<S>>, Senders)) -> Pin<Box<S>>
+where
+    S: Stream<Item = Result<u64, oneshot::Canceled>>,
+{
+    release(input)
+}
+
+/// One `ready` or `yield_once` run of one implementation outside criterion (see
+/// [`count_wake_scaling`]), counted in [`drain_counted`].
+fn count_drain(kind: &str, implementation: &str, limit: usize) {
+    fn run<F: Fn(u64) -> Fut + Copy, Fut: Future<Output = u64>>(f: F, imp: &str, limit: usize) {
+        let n = black_box(N);
+        match imp {
+            "tasklane_unordered" => check(drain_counted((0..n).lane(limit).map_async(f))),
+            "tasklane_ordered" => check(drain_counted((0..n).lane(limit).ordered().map_async(f))),
+            "futures_buffered_unordered" => check(drain_counted(
+                stream::iter(0..n).map(f).buffered_unordered(limit),
+            )),
+            "futures_buffered_ordered" => check(drain_counted(
+                stream::iter(0..n).map(f).buffered_ordered(limit),
+            )),
+            other => panic!("unknown implementation {other:?}"),
+        }
+    }
+    match kind {
+        "ready" => run(ready::<u64>, implementation, limit),
+        "yield_once" => run(yield_once, implementation, limit),
+        other => panic!("unknown kind {other:?}"),
+    }
+}
+
+/// [`drain`], never inlined, so that a profiler can count it alone.
+#[inline(never)]
+fn drain_counted<S: Stream<Item = u64>>(stream: S) -> (u64, u64) {
+    drain(stream)
+}
+
 // A plain `main` rather than `criterion_group!`, whose generated `pub fn` has no doc comment.
 fn main() {
+    // `LANE_COUNT=wake_scaling:<implementation>:<limit>:<reps>` or
+    // `LANE_COUNT=<ready|yield_once>:<implementation>:<limit>`: one run outside criterion, for
+    // valgrind (see BENCHMARKS.md).
+    if let Ok(spec) = std::env::var("LANE_COUNT") {
+        let parts: Vec<&str> = spec.split(':').collect();
+        let number = |i: usize| -> usize { parts[i].parse().expect("a number") };
+        match parts[0] {
+            "wake_scaling" => count_wake_scaling(parts[1], number(2), number(3)),
+            kind => count_drain(kind, parts[1], number(2)),
+        }
+        return;
+    }
     let mut c = Criterion::default().configure_from_args();
     ready_futures(&mut c);
     yield_once_futures(&mut c);

@@ -259,7 +259,42 @@ fn paired_yield_once(c: &mut Criterion) {
     group.finish();
 }
 
+/// One run of the plain or the timed tasklane lane outside criterion, for instruction and cache
+/// counts, counted in [`drain_counted`] (e.g. `valgrind --tool=callgrind
+/// --toggle-collect='*drain_counted*'`).
+fn count(kind: &str, lane: &str, limit: usize) {
+    fn run<F: Fn(u64) -> Fut + Copy, Fut: Future<Output = Out>>(f: F, lane: &str, limit: usize) {
+        let n = black_box(N);
+        match lane {
+            "plain" => check(drain_counted((0..n).lane(limit).map_async(f), Result::ok)),
+            "timed" => check(drain_counted(
+                (0..n).lane(limit).timeout(TIMEOUT).map_async(f),
+                |out: Result<u64, tasklane::Error<()>>| out.ok(),
+            )),
+            other => panic!("unknown lane {other:?}"),
+        }
+    }
+    match kind {
+        "ready" => run(ready_ok, lane, limit),
+        "yield_once" => run(yield_once_ok, lane, limit),
+        other => panic!("unknown kind {other:?}"),
+    }
+}
+
+/// [`drain`], never inlined, so that a profiler can count it alone.
+#[inline(never)]
+fn drain_counted<S: Stream>(stream: S, ok: impl Fn(S::Item) -> Option<u64>) -> (u64, u64) {
+    drain(stream, ok)
+}
+
 fn main() {
+    // `TIMEOUT_COUNT=<ready|yield_once>:<plain|timed>:<limit>`: one run outside criterion, for
+    // valgrind (see BENCHMARKS.md).
+    if let Ok(spec) = std::env::var("TIMEOUT_COUNT") {
+        let parts: Vec<&str> = spec.split(':').collect();
+        count(parts[0], parts[1], parts[2].parse().expect("a limit"));
+        return;
+    }
     let mut c = Criterion::default().configure_from_args();
     ready_futures(&mut c);
     yield_once_futures(&mut c);

@@ -317,6 +317,7 @@ impl<Mk: Maker, G: Reporter> engine::Mode for Task<Mk, Plain, G> {
     type Keep = ();
     type Fut = Mk::Fut;
     type Output = <Mk::Fut as Future>::Output;
+    type Meta = engine::Single;
 
     #[inline]
     fn start(&mut self, item: Mk::Item) -> (Option<()>, Mk::Fut) {
@@ -356,6 +357,7 @@ where
     type Keep = ();
     type Fut = Mk::Fut;
     type Output = Result<U, Error<E>>;
+    type Meta = engine::Single;
 
     #[inline]
     fn start(&mut self, item: Mk::Item) -> (Option<()>, Mk::Fut) {
@@ -398,6 +400,7 @@ where
     type Keep = Mk::Item;
     type Fut = Mk::Fut;
     type Output = Result<U, Error<E>>;
+    type Meta = engine::Retried<Mk::Item>;
 
     #[inline]
     fn start(&mut self, item: Mk::Item) -> (Option<Mk::Item>, Mk::Fut) {

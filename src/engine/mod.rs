@@ -17,6 +17,7 @@
 //! denial arms the lane's timer for the next permit. With a progress callback, the engine counts
 //! outcomes and hands the callback a snapshot just before each output is returned.
 
+mod meta;
 mod slots;
 mod timers;
 
@@ -25,6 +26,8 @@ use std::future::Future;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use meta::SlotMeta;
+pub(crate) use meta::{Retried, Single};
 use slots::{Arena, Polled, NIL, TIMER};
 use timers::{BackoffQueue, Link, TimeoutList};
 
@@ -71,6 +74,8 @@ pub trait Mode: Reports {
     type Fut: Future;
     /// The lane's output per item.
     type Output;
+    /// What each slot keeps for its item besides the future ([`Single`]: nothing).
+    type Meta: SlotMeta<Self::Keep>;
 
     /// The first attempt for an item.
     fn start(&mut self, item: Self::Item) -> (Option<Self::Keep>, Self::Fut);
@@ -100,26 +105,7 @@ pub trait Reports {
     fn report(&mut self, progress: &Progress);
 }
 
-/// What the engine keeps in each slot besides its future.
-pub(crate) struct Meta<K> {
-    keep: Option<K>,
-    /// Attempts started for the slot's item.
-    attempts: u32,
-    /// The item's last back-off (for decorrelated jitter).
-    prev_delay: Option<u64>,
-}
-
-impl<K> Default for Meta<K> {
-    fn default() -> Self {
-        Meta {
-            keep: None,
-            attempts: 0,
-            prev_delay: None,
-        }
-    }
-}
-
-type ArenaOf<M> = Arena<<M as Mode>::Fut, <M as Mode>::Output, Meta<<M as Mode>::Keep>>;
+type ArenaOf<M> = Arena<<M as Mode>::Fut, <M as Mode>::Output, <M as Mode>::Meta>;
 
 /// Timeouts, back-offs, and the one timer that serves them.
 #[derive(Debug)]
@@ -556,10 +542,7 @@ impl<M: Mode> Engine<M> {
     #[inline]
     fn start(&mut self, index: usize, item: M::Item) {
         let (keep, fut) = self.mode.start(item);
-        let meta = self.arena.meta(index);
-        meta.keep = keep;
-        meta.attempts = 1;
-        meta.prev_delay = None;
+        self.arena.meta(index).begin(keep);
         self.arena.fill(index, fut);
         self.occupied += 1;
         if self.ordered {
@@ -602,10 +585,10 @@ impl<M: Mode> Engine<M> {
     // instructions per item in timed and retrying lanes (callgrind).
     #[inline(always)]
     fn settle(&mut self, index: usize, outcome: Outcome<<M::Fut as Future>::Output>) -> bool {
-        let attempts = self.arena.meta(index).attempts;
+        let attempts = self.arena.meta(index).attempts();
         match self.mode.settle(outcome, attempts) {
             Settle::Done(output) => {
-                self.arena.meta(index).keep = None;
+                self.arena.meta(index).finish();
                 self.arena.set_done(index, output);
                 if !self.ordered {
                     self.queue.push_back(index);
@@ -621,8 +604,8 @@ impl<M: Mode> Engine<M> {
     #[cold]
     fn schedule_retry(&mut self, index: usize, attempts: u32, hint: Option<Duration>) -> bool {
         let meta = self.arena.meta(index);
-        let delay = self.mode.backoff(attempts, meta.prev_delay, hint);
-        meta.prev_delay = Some(delay);
+        let delay = self.mode.backoff(attempts, meta.prev_delay(), hint);
+        meta.set_prev_delay(delay);
         if delay == 0 {
             return self.retry_now(index);
         }
@@ -637,9 +620,7 @@ impl<M: Mode> Engine<M> {
         if M::REPORTS {
             self.counters.retries += 1;
         }
-        let meta = self.arena.meta(index);
-        meta.attempts += 1;
-        let keep = meta.keep.as_ref().expect("a retried item keeps its input");
+        let keep = self.arena.meta(index).next_attempt();
         let fut = self.mode.restart(keep);
         self.arena.fill(index, fut);
     }

@@ -1,0 +1,103 @@
+//! What the engine keeps in each slot besides its future, sized by the kind of lane: a lane that
+//! runs each item once keeps nothing ([`Single`]), a retrying lane keeps the item, its attempt count
+//! and its last back-off ([`Retried`]).
+
+/// The engine's per-slot data for one item, as a [`Mode`](super::Mode) chooses it.
+#[allow(unreachable_pub)] // reason: part of the sealed `Mode` trait, unnameable outside the crate
+pub trait SlotMeta<K>: Default {
+    /// A new item starts its first attempt; `keep` is what its retries need.
+    fn begin(&mut self, keep: Option<K>);
+    /// Attempts started for the item (1-based).
+    fn attempts(&self) -> u32;
+    /// The item is finished: let go of what it kept.
+    fn finish(&mut self);
+    /// The item's last back-off in nanoseconds (for decorrelated jitter).
+    fn prev_delay(&self) -> Option<u64>;
+    /// Records the item's back-off.
+    fn set_prev_delay(&mut self, delay: u64);
+    /// Counts another attempt and returns what the item kept for it.
+    fn next_attempt(&mut self) -> &K;
+}
+
+/// Nothing: the per-slot data of a lane that never retries (each item has exactly one attempt).
+#[allow(unreachable_pub)] // reason: part of the sealed `Mode` trait, unnameable outside the crate
+#[derive(Debug, Default)]
+pub struct Single;
+
+impl SlotMeta<()> for Single {
+    #[inline]
+    fn begin(&mut self, _: Option<()>) {}
+
+    #[inline]
+    fn attempts(&self) -> u32 {
+        1
+    }
+
+    #[inline]
+    fn finish(&mut self) {}
+
+    fn prev_delay(&self) -> Option<u64> {
+        None
+    }
+
+    fn set_prev_delay(&mut self, _: u64) {
+        unreachable!("tasklane: a lane without retry never backs off")
+    }
+
+    fn next_attempt(&mut self) -> &() {
+        unreachable!("tasklane: a lane without retry never retries")
+    }
+}
+
+/// The per-slot data of a retrying lane.
+#[allow(unreachable_pub)] // reason: part of the sealed `Mode` trait, unnameable outside the crate
+#[derive(Debug)]
+pub struct Retried<K> {
+    keep: Option<K>,
+    /// Attempts started for the slot's item.
+    attempts: u32,
+    /// The item's last back-off (for decorrelated jitter).
+    prev_delay: Option<u64>,
+}
+
+impl<K> Default for Retried<K> {
+    fn default() -> Self {
+        Retried {
+            keep: None,
+            attempts: 0,
+            prev_delay: None,
+        }
+    }
+}
+
+impl<K> SlotMeta<K> for Retried<K> {
+    #[inline]
+    fn begin(&mut self, keep: Option<K>) {
+        self.keep = keep;
+        self.attempts = 1;
+        self.prev_delay = None;
+    }
+
+    #[inline]
+    fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    #[inline]
+    fn finish(&mut self) {
+        self.keep = None;
+    }
+
+    fn prev_delay(&self) -> Option<u64> {
+        self.prev_delay
+    }
+
+    fn set_prev_delay(&mut self, delay: u64) {
+        self.prev_delay = Some(delay);
+    }
+
+    fn next_attempt(&mut self) -> &K {
+        self.attempts += 1;
+        self.keep.as_ref().expect("a retried item keeps its input")
+    }
+}
