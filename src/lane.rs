@@ -331,10 +331,18 @@ impl<St, P, G> Lane<St, P, G> {
     /// own limiter.
     ///
     /// Timers wake up late (futures-timer by tens of microseconds, tokio by up to a millisecond).
-    /// While work waits for the limiter, the schedule, not the timer, sets the pace: a late wake-up
-    /// releases at once every start that the schedule allowed by then (up to 5 ms worth), so the lane
-    /// holds its rate even at 100,000 starts per second. Only when nothing was waiting does the
-    /// schedule restart from the present.
+    /// While work waits for the limiter, the schedule, not the timer, sets the pace: a wake-up up to
+    /// 5 ms late releases at once every start that the schedule allowed by then, so the lane holds
+    /// its rate even at 100,000 starts per second. A lane that nothing waited on (idle, or held up
+    /// by its limit), or whose schedule fell further behind (its consumer stopped polling it for a
+    /// while), restarts the schedule from the present: such a pause earns no credit beyond the
+    /// burst.
+    ///
+    /// Rates above 10⁹ per second are one start per nanosecond; a period so long that the burst's
+    /// tolerance would not fit in 2⁶⁴ ns means no second start within that time. Because the input
+    /// is not read before a permit, a rate-limited lane learns that its input has ended either from
+    /// the input's `size_hint` (an exact one, as iterators and closed channels give, ends the lane with
+    /// its last output) or only at the next permit.
     ///
     /// # Panics
     ///

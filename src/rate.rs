@@ -15,14 +15,15 @@
 //! schedule allowed meanwhile, at once. Only when nothing waited (the lane was idle, or held up by its
 //! limit rather than by the rate) does the schedule restart from the present: `tat = max(tat, now) +
 //! T`, so idle time earns no credit beyond the burst. The catching up is bounded by [`CATCH_UP`]:
-//! a lane that was not polled for a long while resumes at the rate, not with a flood.
+//! a schedule further behind than that (a lane that was not polled for a while: a stall, not a late
+//! timer) restarts from the present too, so it resumes at the rate, not with a flood.
 //!
 //! Invariant: every start moves `tat` on by exactly `T` from a value at least as large as before, so
 //! after the first start at `t0`, start `k` (counting from 0) has `tat_k >= t0 + k T` and so happens no
 //! earlier than `t0 + (k - b + 1) T`.
 
-/// How far behind the present the schedule may be when work was waiting (late timer wake-ups of up
-/// to this much cost no throughput; a longer stall is not made up for).
+/// How far behind the present the schedule may be and still catch up when work was waiting (late
+/// timer wake-ups of up to this much cost no throughput; a longer stall is not made up for).
 pub(crate) const CATCH_UP: u64 = 5_000_000;
 
 /// A validated rate: the period in nanoseconds and the burst.
@@ -64,11 +65,12 @@ impl Rate {
 /// The limiter of one lane run. See the module docs.
 #[derive(Debug)]
 pub(crate) struct Gcra {
-    period: u64,
-    /// `(burst - 1) * period`, saturating.
-    tau: u64,
-    /// When the next start is due on the schedule (nanoseconds on the lane's clock).
-    tat: u64,
+    period: u128,
+    /// `(burst - 1) * period` (exact in u128).
+    tau: u128,
+    /// When the next start is due on the schedule (nanoseconds on the lane's clock; may exceed
+    /// `u64::MAX`, which then means never).
+    tat: u128,
     /// Whether work has been waiting for the limiter since the schedule last restarted from the
     /// present: then starts follow the schedule (`tat + T`) instead of the clock.
     waiting: bool,
@@ -77,8 +79,8 @@ pub(crate) struct Gcra {
 impl Gcra {
     pub(crate) fn new(rate: Rate) -> Self {
         Gcra {
-            period: rate.period,
-            tau: rate.period.saturating_mul(u64::from(rate.burst - 1)),
+            period: u128::from(rate.period),
+            tau: u128::from(rate.period) * u128::from(rate.burst - 1),
             tat: 0,
             waiting: false,
         }
@@ -87,19 +89,24 @@ impl Gcra {
     /// The earliest time at which the next start is allowed.
     #[inline]
     pub(crate) fn next_allowed(&self) -> u64 {
-        self.tat.saturating_sub(self.tau)
+        // In u128, so that neither `tau` nor `tat` saturates (a saturated pair made `tat - tau` 0).
+        u64::try_from(self.tat.saturating_sub(self.tau)).unwrap_or(u64::MAX)
     }
 
     /// Records a start at `now`, which [`next_allowed`](Gcra::next_allowed) allows.
     #[inline]
     pub(crate) fn start(&mut self, now: u64) {
         debug_assert!(self.next_allowed() <= now);
-        let from = if self.waiting {
-            self.tat.max(now.saturating_sub(CATCH_UP))
+        // While waiting, a schedule at most CATCH_UP behind catches up from `tat`; one further
+        // behind (the lane was not polled: a stall, not a late timer) restarts from the present, so
+        // the stall earns no credit beyond the burst.
+        let now = u128::from(now);
+        let from = if self.waiting && now <= self.tat + u128::from(CATCH_UP) {
+            self.tat
         } else {
             self.tat.max(now)
         };
-        self.tat = from.saturating_add(self.period);
+        self.tat = from + self.period;
     }
 
     /// Work is waiting for the limiter: follow the schedule from here on.
@@ -199,7 +206,7 @@ mod tests {
             g.start(now);
             released += 1;
         }
-        assert_eq!(released as u64, CATCH_UP / MS + 1);
+        assert_eq!(released, 1); // a stall beyond CATCH_UP restarts the schedule from the present
     }
 
     #[test]

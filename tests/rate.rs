@@ -8,6 +8,7 @@
 mod common_time;
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -523,6 +524,289 @@ fn ln_02_defaults_of_a_policy() {
     assert!(panic_message(&err).contains("`limit`"));
     let err = std::panic::catch_unwind(|| Policy::new(3).limit(0)).expect_err("limit 0 panics");
     assert!(panic_message(&err).contains("`limit`"));
+}
+
+// Found in review: retries against new items at a shared deadline, stalls, saturation.
+
+/// A retry whose back-off ends when a permit comes due must get that permit before a new item.
+/// Item 0 fails at 0 ms and backs off 100 ms (constant); the limiter (10/s) has its next permit at
+/// 100 ms too. Both are due at 100 ms: the retry is due "first" by API.md (retries go before new
+/// items), so the expected order is: retry of 0 at 100, item 1 at 200, item 2 at 300.
+#[test]
+fn a_retry_whose_backoff_ends_with_the_permit_goes_before_new_items() {
+    let sim = Sim::default();
+    let s = sim.clone();
+    let calls = Calls::default();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let l = Rc::clone(&log);
+    let mut out = [0u32, 1, 2]
+        .lane(2)
+        .with_clock(&sim.clock)
+        .rate(10.0)
+        .retry(1)
+        .backoff(Backoff::constant(ms(100)))
+        .map_async(move |id| {
+            let n = calls.next(id);
+            l.borrow_mut().push((s.now().as_millis() as u64, id, n));
+            async move {
+                if id == 0 && n == 1 {
+                    Err("first attempt fails")
+                } else {
+                    Ok(id)
+                }
+            }
+        });
+    let items = sim.run(&mut out, ms(1));
+    assert_eq!(items.len(), 3);
+    assert_eq!(
+        *log.borrow(),
+        [(0, 0, 1), (100, 0, 2), (200, 1, 1), (300, 2, 1)]
+    );
+}
+
+/// The same with a late timer: the back-off is over at 50 ms, the permit at 100 ms, and the lane
+/// is next polled at 120 ms (the timer woke late). The retry has been waiting since 50 ms and must
+/// take the 100 ms permit; a new item must not jump the line.
+#[test]
+fn a_retry_waiting_since_before_a_late_wake_up_goes_before_new_items() {
+    let sim = Sim::default();
+    let s = sim.clone();
+    let calls = Calls::default();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let l = Rc::clone(&log);
+    let mut out = [0u32, 1, 2]
+        .lane(2)
+        .with_clock(&sim.clock)
+        .rate(10.0)
+        .retry(1)
+        .backoff(Backoff::constant(ms(50)))
+        .map_async(move |id| {
+            let n = calls.next(id);
+            l.borrow_mut().push((s.now().as_millis() as u64, id, n));
+            async move {
+                if id == 0 && n == 1 {
+                    Err("first attempt fails")
+                } else {
+                    Ok(id)
+                }
+            }
+        });
+    let items = sim.run(&mut out, ms(120));
+    assert_eq!(items.len(), 3);
+    let order: Vec<(u32, u32)> = log.borrow().iter().map(|&(_, id, n)| (id, n)).collect();
+    assert_eq!(
+        order,
+        [(0, 1), (0, 2), (1, 1), (2, 1)],
+        "{:?}",
+        log.borrow()
+    );
+}
+
+/// API.md: "idle time earns no credit beyond the burst". A consumer that takes an output and then
+/// does its own work for a second (the lane is not polled: no work is waiting *for the limiter*
+/// any more than for the consumer) gets more than `burst` starts back to back afterwards.
+#[test]
+fn a_slow_consumer_earns_no_credit_beyond_the_burst() {
+    let sim = Sim::default();
+    let s = sim.clone();
+    let mut out = (0..20u32)
+        .lane(16)
+        .with_clock(&sim.clock)
+        .rate(1_000.0)
+        .burst(1)
+        .map_async(move |i| {
+            s.start();
+            async move { i }
+        });
+    assert_eq!(next_now(&mut out), 0); // start 0 at 0; start 1 denied (due 1 ms)
+    sim.advance(Duration::from_secs(1)); // the consumer is busy for a second
+    let _ = poll_once(&mut out);
+    let at_1s = sim
+        .starts()
+        .iter()
+        .filter(|t| **t == Duration::from_secs(1))
+        .count();
+    assert!(
+        at_1s <= 1,
+        "{at_1s} starts back to back at 1 s with burst 1"
+    );
+}
+
+/// Dropping the lane while a retry waits in the permit line (zero back-off, denied) frees the item.
+#[test]
+fn dropping_the_lane_with_a_retry_waiting_for_its_permit_frees_everything() {
+    let sim = Sim::default();
+    let (token, items) = items(3);
+    let mut out = items
+        .lane(2)
+        .with_clock(&sim.clock)
+        .rate(1.0)
+        .retry(3)
+        .backoff(Backoff::constant(Duration::ZERO))
+        .map_async(|item: Item| async move { Err::<u32, _>(item.id) });
+    let mut got = Vec::new();
+    sim.drain(&mut out, &mut got);
+    assert!(got.is_empty());
+    drop(out);
+    assert_eq!(Rc::strong_count(&token), 1);
+}
+
+/// The timeout of a retry does not cover its wait in the permit line.
+#[test]
+fn the_timeout_does_not_cover_a_retry_waiting_for_its_permit() {
+    let sim = Sim::default();
+    let s = sim.clone();
+    let calls = Calls::default();
+    let mut out = [0u32]
+        .lane(1)
+        .with_clock(&sim.clock)
+        .rate(10.0) // 100 ms
+        .timeout(ms(50))
+        .retry(1)
+        .backoff(Backoff::constant(Duration::ZERO))
+        .map_async(move |id| {
+            let n = calls.next(id);
+            let sleep = s.sleep(ms(40));
+            async move {
+                if n == 1 {
+                    Err("fails at once")
+                } else {
+                    sleep.await;
+                    Ok(n)
+                }
+            }
+        });
+    let items = sim.run(&mut out, ms(1));
+    assert_eq!(items.len(), 1);
+    assert_eq!(*items[0].as_ref().unwrap(), 2);
+}
+
+/// for_each_async over a rate-limited, retrying, ordered lane: every item handled exactly once,
+/// starts on schedule.
+#[test]
+fn for_each_async_with_rate_retries_and_order() {
+    use std::task::Poll;
+    let sim = Sim::default();
+    let s = sim.clone();
+    let s2 = sim.clone();
+    let calls = Calls::default();
+    let handled = Rc::new(RefCell::new(Vec::new()));
+    let h = Rc::clone(&handled);
+    let fut = (0..30u32)
+        .lane(4)
+        .with_clock(&sim.clock)
+        .rate(100.0)
+        .burst(2)
+        .retry(2)
+        .backoff(Backoff::constant(ms(3)))
+        .ordered()
+        .map_async(move |id| {
+            s.start();
+            let n = calls.next(id);
+            let sleep = s.sleep(ms(u64::from(id % 7)));
+            async move {
+                sleep.await;
+                if id % 3 == 0 && n == 1 {
+                    Err(id)
+                } else {
+                    Ok(id)
+                }
+            }
+        })
+        .for_each_async(move |r| {
+            h.borrow_mut().push(r.unwrap());
+            s2.sleep(ms(5))
+        });
+    let mut fut = Box::pin(fut);
+    let mut cx = futures_test::task::noop_context();
+    let mut steps = 0;
+    while fut.as_mut().poll(&mut cx) == Poll::Pending {
+        sim.advance(ms(1));
+        steps += 1;
+        assert!(steps < 100_000);
+    }
+    assert_eq!(*handled.borrow(), (0..30).collect::<Vec<_>>());
+    let starts = sim.starts();
+    assert_eq!(starts.len(), 40);
+    let t0 = starts[0];
+    for (k, t) in starts.iter().enumerate() {
+        let bound = t0 + ms(10) * (k as u32 + 1).saturating_sub(2);
+        assert!(*t >= bound, "start {k} at {t:?} before {bound:?}");
+    }
+}
+
+/// A rate-limited lane over an input whose size_hint is not exact (`poll_fn`, `unfold`, a cursor)
+/// ends only at the next permit, a full period after its last output.
+/// rate(10.0), burst 1: never more than 10 starts in any one-second window. A consumer that pauses
+/// for a second after its first output (work waits, the lane is not polled) gets 11 starts within
+/// [1 s, 2 s): the pause is credited with 5 ms (CATCH_UP), so the second start after it comes 95 ms
+/// after the first.
+#[test]
+fn after_a_consumer_pause_no_second_holds_more_starts_than_the_rate() {
+    let sim = Sim::default();
+    let s = sim.clone();
+    let mut out = (0..40u32)
+        .lane(16)
+        .with_clock(&sim.clock)
+        .rate(10.0)
+        .map_async(move |i| {
+            s.start();
+            async move { i }
+        });
+    assert_eq!(next_now(&mut out), 0);
+    sim.advance(Duration::from_secs(1)); // the consumer handles item 0 for a second
+    let mut got = Vec::new();
+    while sim.now() < Duration::from_secs(3) {
+        sim.drain(&mut out, &mut got);
+        sim.advance(ms(1));
+    }
+    let starts = sim.starts();
+    let most = starts
+        .iter()
+        .map(|a| {
+            starts
+                .iter()
+                .filter(|t| **t >= *a && **t < *a + Duration::from_secs(1))
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert!(
+        most <= 10,
+        "{most} starts in one second: {:?}",
+        ms_of(&starts[..4])
+    );
+}
+
+fn ms_of(starts: &[Duration]) -> Vec<f64> {
+    starts.iter().map(|d| d.as_secs_f64() * 1e3).collect()
+}
+
+/// A very low rate with a burst: the tolerance `(burst - 1) * T` saturates at u64::MAX, and so does
+/// `tat` after a few starts; `next_allowed = tat - tau` is then 0 forever: no limit at all.
+#[test]
+fn a_tiny_rate_with_a_burst_still_limits() {
+    for (per_second, burst) in [(1e-300, 2u32), (1e-10, 3)] {
+        let sim = Sim::default();
+        let s = sim.clone();
+        let mut out = (0..10u32)
+            .lane(10)
+            .with_clock(&sim.clock)
+            .rate(per_second)
+            .burst(burst)
+            .map_async(move |i| {
+                s.start();
+                async move { i }
+            });
+        let mut got = Vec::new();
+        sim.drain(&mut out, &mut got);
+        assert_eq!(
+            sim.starts().len(),
+            burst as usize,
+            "rate({per_second}).burst({burst}): {} starts at once",
+            sim.starts().len()
+        );
+    }
 }
 
 /// The lane's period for `per_second`, computed as the lane does (rounded up to the nanosecond).

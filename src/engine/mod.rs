@@ -355,6 +355,7 @@ impl<M: Mode> Engine<M> {
         let result = loop {
             // Phase 1: retries waiting for a rate permit go first; then fill the free slots from the
             // input, each start with a permit. A fresh attempt is polled at once.
+            self.line_up_due_retries();
             if !self.permits.is_empty() {
                 self.serve_permits();
             }
@@ -490,6 +491,35 @@ impl<M: Mode> Engine<M> {
                     .expect("tasklane: a permit comes with a clock reading"),
             );
             self.rate_due = None;
+        }
+    }
+
+    /// With a rate limit: puts the retries whose back-off is over (by this call's clock reading) in
+    /// line for a permit, before a new item may take one. The timer that would do it may not have
+    /// fired yet, or fires only in phase 2, after phase 1 has pulled.
+    #[inline]
+    fn line_up_due_retries(&mut self) {
+        if self.rate.is_none() {
+            return;
+        }
+        let Some(earliest) = self.timers.backoffs.earliest() else {
+            return;
+        };
+        // This call's reading if it took one (the timer wakes the lane for a later deadline), else a
+        // fresh one, which the permit check that follows uses too.
+        let now = match self.round_now {
+            Some(now) => now,
+            None => {
+                let now = self.read_clock();
+                self.round_now = Some(now);
+                now
+            }
+        };
+        if earliest > now {
+            return;
+        }
+        while let Some(index) = self.timers.backoffs.pop_expired(now) {
+            self.permits.push_back(index);
         }
     }
 
@@ -753,6 +783,7 @@ impl<M: Mode> Engine<M> {
             )
         };
         self.occupied -= 1;
+        self.line_up_due_retries();
         if !self.input_done && self.permits.is_empty() && self.permit() {
             match pull(cx) {
                 Poll::Ready(Some(item)) => {
