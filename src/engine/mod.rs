@@ -282,6 +282,12 @@ impl<M: Mode> Engine<M> {
         self.terminated
     }
 
+    /// Whether the lane has a rate limit.
+    #[inline]
+    pub(crate) fn is_rate_limited(&self) -> bool {
+        self.rate.is_some()
+    }
+
     /// Whether the lane would read its input but waits for a rate permit first.
     #[inline]
     pub(crate) fn waits_for_permit_to_pull(&self) -> bool {
@@ -355,16 +361,11 @@ impl<M: Mode> Engine<M> {
         let result = loop {
             // Phase 1: retries waiting for a rate permit go first; then fill the free slots from the
             // input, each start with a permit. A fresh attempt is polled at once.
-            self.line_up_due_retries();
-            if !self.permits.is_empty() {
+            if self.rate.is_some() {
+                self.line_up_due_retries();
                 self.serve_permits();
             }
-            while self.occupied < self.limit
-                && !self.input_done
-                && budget > 0
-                && self.permits.is_empty()
-                && self.permit()
-            {
+            while self.occupied < self.limit && !self.input_done && budget > 0 && self.may_pull() {
                 match pull(cx) {
                     Poll::Ready(Some(item)) => {
                         self.take_permit();
@@ -534,6 +535,20 @@ impl<M: Mode> Engine<M> {
             self.restart(index);
             self.drive(index);
         }
+    }
+
+    /// Whether a new item may be pulled from the input now: always without a rate limit (one branch);
+    /// with one, when no retry waits for a permit (retries whose back-off is over by now are put in
+    /// line first) and the limiter allows a start.
+    #[inline]
+    fn may_pull(&mut self) -> bool {
+        self.rate.is_none() || self.may_pull_rated()
+    }
+
+    /// The rate-limited half of [`Engine::may_pull`].
+    fn may_pull_rated(&mut self) -> bool {
+        self.line_up_due_retries();
+        self.permits.is_empty() && self.permit()
     }
 
     /// Starts an item's next attempt now if the limiter allows (then it returns `true` and the
@@ -783,8 +798,7 @@ impl<M: Mode> Engine<M> {
             )
         };
         self.occupied -= 1;
-        self.line_up_due_retries();
-        if !self.input_done && self.permits.is_empty() && self.permit() {
+        if !self.input_done && self.may_pull() {
             match pull(cx) {
                 Poll::Ready(Some(item)) => {
                     self.take_permit();
