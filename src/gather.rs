@@ -236,11 +236,12 @@ fn into_ordered<T>(outputs: Vec<Option<T>>) -> Vec<T> {
         .collect()
 }
 
-/// Reserves for the lane's known outputs, on the first poll.
+/// Makes room for the lane's known outputs, on the first poll: a position for each, so that placing
+/// an output is a store, not a resize.
 fn reserve<L: Stream, T>(lane: &L, outputs: &mut Vec<Option<T>>) {
     if outputs.capacity() == 0 {
         let (lo, _) = lane.size_hint();
-        outputs.reserve_exact(lo);
+        outputs.resize_with(lo, || None);
     }
 }
 
