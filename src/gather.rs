@@ -25,7 +25,10 @@ use crate::{Iter, IterLaneExt, Run};
 
 /// The lane that every helper here drives: `futs` with their input positions, in completion order,
 /// until an output stops the input.
-type FeedLane<I> = Run<Iter<Feed<<I as IntoIterator>::IntoIter>>>;
+type FeedLane<I, S> = Run<Iter<Feed<<I as IntoIterator>::IntoIter, S>>>;
+
+/// The lane of a helper that a completed output may stop.
+type StoppingLane<I> = FeedLane<I, Stopper<<<I as IntoIterator>::Item as Future>::Output>>;
 
 /// Runs `futs` with at most `limit` at once and collects their outputs in input order: a limited
 /// `join_all` (tasklane's `gather`, aiometer's `run_all`).
@@ -58,7 +61,7 @@ where
     I::Item: Future,
 {
     Gather {
-        lane: Some(feed_lane(futs, limit, None)),
+        lane: Some(feed_lane(futs, limit, NoStop)),
         outputs: Vec::new(),
     }
 }
@@ -104,7 +107,7 @@ where
     I::Item: Future<Output = Result<U, E>>,
 {
     TryGather {
-        lane: Some(feed_lane(futs, limit, Some(Result::is_err))),
+        lane: Some(feed_lane(futs, limit, Stopper::new(Result::is_err))),
         outputs: Vec::new(),
     }
 }
@@ -139,7 +142,7 @@ where
     I::Item: Future,
 {
     First {
-        lane: Some(feed_lane(futs, limit, Some(|_| true))),
+        lane: Some(feed_lane(futs, limit, Stopper::new(|_| true))),
     }
 }
 
@@ -179,28 +182,22 @@ where
     I::Item: Future<Output = Result<U, E>>,
 {
     FirstOk {
-        lane: Some(feed_lane(futs, limit, Some(Result::is_ok))),
+        lane: Some(feed_lane(futs, limit, Stopper::new(Result::is_ok))),
         errors: Vec::new(),
     }
 }
 
 #[track_caller]
-fn feed_lane<I>(
-    futs: I,
-    limit: usize,
-    stops: Option<StopIf<<I::Item as Future>::Output>>,
-) -> FeedLane<I>
+fn feed_lane<I, S>(futs: I, limit: usize, stop: S) -> FeedLane<I, S>
 where
     I: IntoIterator,
     I::Item: Future,
+    S: Stop<<I::Item as Future>::Output>,
 {
     Feed {
         iter: futs.into_iter(),
         next: 0,
-        stop: stops.map(|stops| Stopper {
-            flag: Arc::new(AtomicBool::new(false)),
-            stops,
-        }),
+        stop,
     }
     .lane(limit)
     .run()
@@ -264,7 +261,7 @@ pin_project! {
         I::Item: Future,
     {
         #[pin]
-        lane: Option<FeedLane<I>>,
+        lane: Option<FeedLane<I, NoStop>>,
         // The outputs so far, at their input positions.
         outputs: Vec<Option<<I::Item as Future>::Output>>,
     }
@@ -315,7 +312,7 @@ pin_project! {
         I::Item: Future,
     {
         #[pin]
-        lane: Option<FeedLane<I>>,
+        lane: Option<StoppingLane<I>>,
         // The successes so far, at their input positions.
         outputs: Vec<Option<U>>,
     }
@@ -371,7 +368,7 @@ pin_project! {
         I::Item: Future,
     {
         #[pin]
-        lane: Option<FeedLane<I>>,
+        lane: Option<StoppingLane<I>>,
     }
 }
 
@@ -410,7 +407,7 @@ pin_project! {
         I::Item: Future,
     {
         #[pin]
-        lane: Option<FeedLane<I>>,
+        lane: Option<StoppingLane<I>>,
         // The failures so far, in completion order.
         errors: Vec<E>,
     }
@@ -479,10 +476,42 @@ fused_and_debug!(FirstOk<I, E> where I: IntoIterator, I::Item: Future);
 /// dropped unpolled.
 type StopIf<T> = fn(&T) -> bool;
 
+/// What stops a helper's input: nothing ([`NoStop`], for [`gather`]), or a completed output of the
+/// stopping kind ([`Stopper`]). Each started future carries a copy.
+trait Stop<T>: Clone {
+    /// Whether a completed output has stopped the input.
+    fn stopped(&self) -> bool;
+    /// Looks at a completed output (and stops the input if it is of the stopping kind).
+    fn look(&self, output: &T);
+}
+
+/// Nothing stops the input: no flag, and nothing in a started future (it costs a slot no bytes).
+#[derive(Clone, Copy)]
+struct NoStop;
+
+impl<T> Stop<T> for NoStop {
+    #[inline]
+    fn stopped(&self) -> bool {
+        false
+    }
+
+    #[inline]
+    fn look(&self, _: &T) {}
+}
+
 /// The stopping rule of a helper, with the flag that the stopping future sets.
 struct Stopper<T> {
     flag: Arc<AtomicBool>,
     stops: StopIf<T>,
+}
+
+impl<T> Stopper<T> {
+    fn new(stops: StopIf<T>) -> Self {
+        Stopper {
+            flag: Arc::new(AtomicBool::new(false)),
+            stops,
+        }
+    }
 }
 
 impl<T> Clone for Stopper<T> {
@@ -494,30 +523,41 @@ impl<T> Clone for Stopper<T> {
     }
 }
 
-/// The input of every helper: each future with its input position, until an output stops it.
-struct Feed<It: Iterator>
-where
-    It::Item: Future,
-{
-    iter: It,
-    next: usize,
-    /// `None`: nothing stops the input ([`gather`]).
-    stop: Option<Stopper<<It::Item as Future>::Output>>,
+impl<T> Stop<T> for Stopper<T> {
+    #[inline]
+    fn stopped(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn look(&self, output: &T) {
+        if (self.stops)(output) {
+            // NOTE: the flag is read by the same lane's input, which the lane polls from the same
+            // `poll_next` call (or a later one): no ordering beyond the atomic is needed.
+            self.flag.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
-impl<It> Iterator for Feed<It>
+/// The input of every helper: each future with its input position, until an output stops it.
+struct Feed<It, S> {
+    iter: It,
+    next: usize,
+    stop: S,
+}
+
+impl<It, S> Iterator for Feed<It, S>
 where
     It: Iterator,
     It::Item: Future,
+    S: Stop<<It::Item as Future>::Output>,
 {
-    type Item = At<It::Item>;
+    type Item = At<It::Item, S>;
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if let Some(stop) = &self.stop {
-            if stop.flag.load(Ordering::Relaxed) {
-                return None;
-            }
+        if self.stop.stopped() {
+            return None;
         }
         let fut = self.iter.next()?;
         let index = self.next;
@@ -537,31 +577,22 @@ where
 pin_project! {
     /// A future that outputs its input position beside its output, and stops the input if its
     /// output is of the stopping kind.
-    struct At<F>
-    where
-        F: Future,
-    {
+    struct At<F, S> {
         index: usize,
         #[pin]
         fut: F,
-        stop: Option<Stopper<F::Output>>,
+        stop: S,
     }
 }
 
-impl<F: Future> Future for At<F> {
+impl<F: Future, S: Stop<F::Output>> Future for At<F, S> {
     type Output = (usize, F::Output);
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let output = futures_core::ready!(this.fut.poll(cx));
-        if let Some(stop) = this.stop {
-            if (stop.stops)(&output) {
-                // NOTE: the flag is read by the same lane's input, which the lane polls from the
-                // same `poll_next` call (or a later one): no ordering beyond the atomic is needed.
-                stop.flag.store(true, Ordering::Relaxed);
-            }
-        }
+        this.stop.look(&output);
         Poll::Ready((*this.index, output))
     }
 }
