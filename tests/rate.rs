@@ -295,11 +295,10 @@ fn rl_08_rt_15_retries_pass_the_limiter_again() {
     assert_eq!(ms_list(&sim.starts()), [0.0, 100.0, 200.0]);
 }
 
-#[test]
-fn a_retry_waiting_for_a_permit_goes_before_new_items() {
-    // 10/s, limit 2: item 0 fails at once and its retry (no back-off) waits for a permit. A slot is
-    // free, but item 1 is not pulled ahead of the waiting retry: the retry takes the permit at
-    // 100 ms, item 1 the next at 200 ms, item 2 the one at 300 ms.
+/// Items 0, 1, 2 at 10 starts per second, limit 2, one retry after a constant `backoff`; item 0's
+/// first attempt fails. The clock moves in steps of `step`. Returns (ms, item, attempt) of every
+/// attempt start, in order.
+fn item_0_retries_among_new_items(backoff: Duration, step: Duration) -> Vec<(u64, u32, u32)> {
     let sim = Sim::default();
     let s = sim.clone();
     let calls = Calls::default();
@@ -310,7 +309,7 @@ fn a_retry_waiting_for_a_permit_goes_before_new_items() {
         .with_clock(&sim.clock)
         .rate(10.0)
         .retry(1)
-        .backoff(Backoff::constant(Duration::ZERO))
+        .backoff(Backoff::constant(backoff))
         .map_async(move |id| {
             let n = calls.next(id);
             l.borrow_mut().push((s.now().as_millis() as u64, id, n));
@@ -322,10 +321,20 @@ fn a_retry_waiting_for_a_permit_goes_before_new_items() {
                 }
             }
         });
-    let items = sim.run(&mut out, ms(1));
+    let items = sim.run(&mut out, step);
     assert_eq!(items.len(), 3);
+    assert!(items.iter().all(Result::is_ok), "{items:?}");
+    let starts = log.borrow().clone();
+    starts
+}
+
+/// Item 0 fails at once and its retry (no back-off) waits for a permit. A slot is free, but item 1
+/// is not pulled ahead of the waiting retry: the retry takes the permit at 100 ms, item 1 the next
+/// at 200 ms, item 2 the one at 300 ms.
+#[test]
+fn a_retry_waiting_for_a_permit_goes_before_new_items() {
     assert_eq!(
-        *log.borrow(),
+        item_0_retries_among_new_items(Duration::ZERO, ms(1)),
         [(0, 0, 1), (100, 0, 2), (200, 1, 1), (300, 2, 1)]
     );
 }
@@ -534,32 +543,8 @@ fn ln_02_defaults_of_a_policy() {
 /// items), so the expected order is: retry of 0 at 100, item 1 at 200, item 2 at 300.
 #[test]
 fn a_retry_whose_backoff_ends_with_the_permit_goes_before_new_items() {
-    let sim = Sim::default();
-    let s = sim.clone();
-    let calls = Calls::default();
-    let log = Rc::new(RefCell::new(Vec::new()));
-    let l = Rc::clone(&log);
-    let mut out = [0u32, 1, 2]
-        .lane(2)
-        .with_clock(&sim.clock)
-        .rate(10.0)
-        .retry(1)
-        .backoff(Backoff::constant(ms(100)))
-        .map_async(move |id| {
-            let n = calls.next(id);
-            l.borrow_mut().push((s.now().as_millis() as u64, id, n));
-            async move {
-                if id == 0 && n == 1 {
-                    Err("first attempt fails")
-                } else {
-                    Ok(id)
-                }
-            }
-        });
-    let items = sim.run(&mut out, ms(1));
-    assert_eq!(items.len(), 3);
     assert_eq!(
-        *log.borrow(),
+        item_0_retries_among_new_items(ms(100), ms(1)),
         [(0, 0, 1), (100, 0, 2), (200, 1, 1), (300, 2, 1)]
     );
 }
@@ -569,37 +554,9 @@ fn a_retry_whose_backoff_ends_with_the_permit_goes_before_new_items() {
 /// take the 100 ms permit; a new item must not jump the line.
 #[test]
 fn a_retry_waiting_since_before_a_late_wake_up_goes_before_new_items() {
-    let sim = Sim::default();
-    let s = sim.clone();
-    let calls = Calls::default();
-    let log = Rc::new(RefCell::new(Vec::new()));
-    let l = Rc::clone(&log);
-    let mut out = [0u32, 1, 2]
-        .lane(2)
-        .with_clock(&sim.clock)
-        .rate(10.0)
-        .retry(1)
-        .backoff(Backoff::constant(ms(50)))
-        .map_async(move |id| {
-            let n = calls.next(id);
-            l.borrow_mut().push((s.now().as_millis() as u64, id, n));
-            async move {
-                if id == 0 && n == 1 {
-                    Err("first attempt fails")
-                } else {
-                    Ok(id)
-                }
-            }
-        });
-    let items = sim.run(&mut out, ms(120));
-    assert_eq!(items.len(), 3);
-    let order: Vec<(u32, u32)> = log.borrow().iter().map(|&(_, id, n)| (id, n)).collect();
-    assert_eq!(
-        order,
-        [(0, 1), (0, 2), (1, 1), (2, 1)],
-        "{:?}",
-        log.borrow()
-    );
+    let log = item_0_retries_among_new_items(ms(50), ms(120));
+    let order: Vec<(u32, u32)> = log.iter().map(|&(_, id, n)| (id, n)).collect();
+    assert_eq!(order, [(0, 1), (0, 2), (1, 1), (2, 1)], "{log:?}");
 }
 
 /// API.md: "idle time earns no credit beyond the burst". A consumer that takes an output and then
