@@ -39,7 +39,8 @@ type StoppingLane<I> = FeedLane<I, Stopper<<<I as IntoIterator>::Item as Future>
 ///
 /// # Panics
 ///
-/// Panics if `limit` is 0, at the call. A panic in a future propagates out of `poll`.
+/// Panics if `limit` is 0, at the call. A panic in a future propagates out of `poll` and poisons
+/// the future: polling it again panics with a message saying so (dropping it is safe).
 ///
 /// # Examples
 ///
@@ -76,7 +77,8 @@ where
 ///
 /// # Panics
 ///
-/// Panics if `limit` is 0, at the call. A panic in a future propagates out of `poll`.
+/// Panics if `limit` is 0, at the call. A panic in a future propagates out of `poll` and poisons
+/// the future: polling it again panics with a message saying so (dropping it is safe).
 ///
 /// # Errors
 ///
@@ -121,7 +123,8 @@ where
 ///
 /// # Panics
 ///
-/// Panics if `limit` is 0, at the call. A panic in a future propagates out of `poll`.
+/// Panics if `limit` is 0, at the call. A panic in a future propagates out of `poll` and poisons
+/// the future: polling it again panics with a message saying so (dropping it is safe).
 ///
 /// # Examples
 ///
@@ -155,7 +158,8 @@ where
 ///
 /// # Panics
 ///
-/// Panics if `limit` is 0, at the call. A panic in a future propagates out of `poll`.
+/// Panics if `limit` is 0, at the call. A panic in a future propagates out of `poll` and poisons
+/// the future: polling it again panics with a message saying so (dropping it is safe).
 ///
 /// # Errors
 ///
@@ -215,8 +219,11 @@ fn poll_lane<L: Stream>(
     }
 }
 
-/// Puts `value` at position `index`, growing `outputs` as needed (an input with an inexact
-/// `size_hint` can be longer than reserved).
+/// Puts `value` at position `index`, growing `outputs` as needed.
+///
+/// NOTE: `outputs` grows with what the lane has pulled, never from the input's `size_hint`: a lazy
+/// or endless input may claim far more than it will be pulled (`try_gather` stops at the first
+/// error), and reserving the hint's lower bound aborted on `(0..).map(..)`.
 fn place<T>(outputs: &mut Vec<Option<T>>, index: usize, value: T) {
     if index >= outputs.len() {
         outputs.resize_with(index + 1, || None);
@@ -231,15 +238,6 @@ fn into_ordered<T>(outputs: Vec<Option<T>>) -> Vec<T> {
         .into_iter()
         .map(|output| output.expect("tasklane: every input yields exactly one output"))
         .collect()
-}
-
-/// Makes room for the lane's known outputs, on the first poll: a position for each, so that placing
-/// an output is a store, not a resize.
-fn reserve<L: Stream, T>(lane: &L, outputs: &mut Vec<Option<T>>) {
-    if outputs.capacity() == 0 {
-        let (lo, _) = lane.size_hint();
-        outputs.resize_with(lo, || None);
-    }
 }
 
 pin_project! {
@@ -276,9 +274,6 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        if let Some(lane) = this.lane.as_ref().as_pin_ref() {
-            reserve(&*lane, this.outputs);
-        }
         loop {
             match poll_lane(this.lane.as_mut(), cx, "Gather") {
                 Poll::Ready(Some((index, value))) => place(this.outputs, index, value),
@@ -327,9 +322,6 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        if let Some(lane) = this.lane.as_ref().as_pin_ref() {
-            reserve(&*lane, this.outputs);
-        }
         loop {
             match poll_lane(this.lane.as_mut(), cx, "TryGather") {
                 Poll::Ready(Some((index, Ok(value)))) => place(this.outputs, index, value),

@@ -411,7 +411,8 @@ impl<St, P, G> Lane<St, P, G> {
     /// never per attempt), on the consumer's side, just before that outcome is yielded.
     ///
     /// The counters live in the lane, so the callback needs no synchronisation; a panic in it
-    /// propagates out of `poll_next` (and the lane is still safe to drop). `total` is known when the
+    /// propagates out of `poll_next` and poisons the lane (see `# Panics` of
+    /// [`map_async`](Lane::map_async)). `total` is known when the
     /// input's `size_hint` is exact at the first poll; `elapsed` runs from the first poll. A lane
     /// without a callback keeps no counters. Calling it again replaces the callback.
     ///
@@ -483,7 +484,10 @@ impl<St, P, G> Lane<St, P, G> {
     ///
     /// # Panics
     ///
-    /// A panic in `f` or in a future propagates out of `poll_next`; the stream is still safe to drop.
+    /// A panic in `f`, in a future or in any other user code the lane runs propagates out of
+    /// `poll_next` and poisons the stream: every later `poll_next` panics with a message saying it
+    /// was poisoned by an earlier panic. Dropping it is always safe and drops every in-flight future
+    /// once.
     ///
     /// # Examples
     ///
@@ -619,6 +623,12 @@ impl<St, G> Lane<St, Plain, G> {
     /// items must be `Clone` (see the recipe in [`Lane`]). The default back-off is exponential from
     /// 100 ms, factor 2, capped at 30 s, with full jitter ([`backoff`](Lane::backoff) changes it); every
     /// failure is retried, timeouts included ([`retry_if`](Lane::retry_if) changes that).
+    ///
+    /// The attempt count is a `u32`, so `retry(u32::MAX)` makes at most `u32::MAX` attempts (one
+    /// fewer than `retries + 1`); every other value makes at most `retries + 1`. Retries whose
+    /// back-off is zero (or whose `retry_after` gives `Some(Duration::ZERO)`) start at once but count
+    /// against the lane's poll budget, so even millions of them never keep one `poll_next` call, and
+    /// the executor thread it runs on, busy for long.
     ///
     /// # Examples
     ///

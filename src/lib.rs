@@ -238,13 +238,22 @@
 //! - **All woken work is driven.** Every poll drives every woken in-flight future, even when an output
 //!   is already waiting; only woken futures are polled, so a wake-up costs O(1) whatever the limit.
 //!   After a budget of polls the lane wakes itself and returns `Pending`, so it never starves the
-//!   other tasks of its executor.
+//!   other tasks of its executor; retries that start at once (a zero back-off) count against it too.
+//! - **No wake-up is lost**, whatever way a future registers its waker: once at its first poll and
+//!   never again, from another thread, spuriously, many times over. A slot woken after its last
+//!   poll began is polled again, and that poll sees everything the waking side did before it called
+//!   `wake` (the slot's flag is cleared with an acquiring read-modify-write before the poll; the wake
+//!   protocol is model-checked with loom, see `src/engine/slots.rs`).
 //! - **Exactly one output per item**, unless the stream is dropped first. Dropping it at any point
 //!   drops every in-flight future, every waiting output and the input, at once.
 //! - **No allocation per item** in steady state: futures live in pinned slots reused item after item,
 //!   each slot with one waker made once; timeouts, back-offs, rate limits and progress included.
-//! - **Panics propagate.** A panic in a user future or closure unwinds out of `poll_next`; the lane
-//!   stays safe to drop.
+//! - **Panics propagate, then poison.** A panic in a user future or closure (the attempt maker,
+//!   `retry_if`, `retry_after`, an item's `Clone`, a future's `Drop`, the progress callback, the
+//!   input) unwinds out of the `poll_next` it happened in. The lane may have been half-way through
+//!   an update, so it is then *poisoned*: every later poll panics with a message saying so, instead
+//!   of losing items or hanging. Dropping it drops every in-flight future exactly once. The same
+//!   holds for `gather` and its relatives, `for_each_async` and the pool's driver.
 //!
 //! # No spawning, and the one trap that comes with it
 //!

@@ -419,7 +419,9 @@ where
             Outcome::TimedOut => Error::timeout(attempts),
         };
         let policy = &mut self.policy;
-        if attempts > policy.retries || !(policy.retry_if)(&error) {
+        // NOTE: `attempts == u32::MAX` ends `retry(u32::MAX)`, whose `retries + 1` attempts a `u32`
+        // count cannot hold: it makes `u32::MAX` attempts (documented on `retry`).
+        if attempts > policy.retries || attempts == u32::MAX || !(policy.retry_if)(&error) {
             return Settle::Done(Err(error));
         }
         let hint = error.inner().and_then(|e| (policy.retry_after)(e));
@@ -440,5 +442,61 @@ where
     #[inline]
     fn succeeded(output: &Self::Output) -> bool {
         output.is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Mode, SlotMeta};
+
+    type Retried = Task<MapFn<fn(u8) -> std::future::Ready<Result<(), ()>>, u8>, Retrying<()>>;
+
+    fn retrying(retries: u32) -> Retried {
+        Task {
+            maker: MapFn::new(|_| std::future::ready(Err(()))),
+            policy: Retrying::new(retries),
+            progress: Silent,
+        }
+    }
+
+    /// `retry(u32::MAX)` cannot make `retries + 1` attempts (a `u32` count cannot hold them): it
+    /// stops at `u32::MAX`, and the per-slot counter saturates instead of wrapping to 0.
+    #[test]
+    fn retry_u32_max_stops_at_u32_max_attempts() {
+        let mut task = retrying(u32::MAX);
+        assert!(matches!(
+            task.settle(Outcome::Finished(Err(())), u32::MAX - 1),
+            Settle::Retry { .. }
+        ));
+        match task.settle(Outcome::Finished(Err(())), u32::MAX) {
+            Settle::Done(Err(e)) => assert_eq!(e.attempts(), u32::MAX),
+            other => panic!("expected the final error, got {other:?}"),
+        }
+        let mut meta = engine::Retried::<u8>::default();
+        meta.begin(Some(7));
+        for _ in 0..3 {
+            meta.next_attempt();
+        }
+        assert_eq!(meta.attempts(), 4);
+        let mut meta = engine::Retried::<u8>::saturated(7);
+        assert_eq!(*meta.next_attempt(), 7);
+        assert_eq!(meta.attempts(), u32::MAX);
+    }
+
+    /// Every other retry count makes exactly `retries + 1` attempts.
+    #[test]
+    fn retry_n_makes_n_plus_one_attempts() {
+        for retries in [0, 1, 5, u32::MAX - 1] {
+            let mut task = retrying(retries);
+            assert!(matches!(
+                task.settle(Outcome::Finished(Err(())), retries),
+                Settle::Retry { .. }
+            ));
+            assert!(matches!(
+                task.settle(Outcome::Finished(Err(())), retries + 1),
+                Settle::Done(Err(_))
+            ));
+        }
     }
 }

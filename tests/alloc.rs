@@ -511,8 +511,10 @@ fn block_on<F: Future>(fut: F) -> F::Output {
     }
 }
 
-/// `gather`, `try_gather` and `first_ok` allocate nothing per future: their output `Vec` is reserved
-/// once from the input's exact `size_hint`, and the rest is the lane's fixed handful.
+/// `gather`, `try_gather` and `first_ok` allocate nothing per future: their output `Vec` grows by
+/// doubling as futures are pulled (never from the input's `size_hint`, which a lazy or endless input
+/// may overstate: issue "No lost wake-up, no corrupted lane"), and the rest is the lane's fixed
+/// handful. From `SMALL` to `LARGE` futures that is at most 4 more reallocations (2^4 > 11).
 #[test]
 #[cfg_attr(miri, ignore = "drives 240_000 futures per limit")]
 fn gather_and_its_relatives_allocate_nothing_per_future() {
@@ -545,7 +547,7 @@ fn gather_and_its_relatives_allocate_nothing_per_future() {
         ] {
             let (small, large) = (allocations(SMALL), allocations(LARGE));
             assert!(
-                large <= small,
+                large <= small + 4,
                 "{name}, limit {limit}: {large} allocations for {LARGE} futures, {small} for {SMALL}"
             );
         }

@@ -70,6 +70,18 @@ impl<K> Default for Retried<K> {
     }
 }
 
+#[cfg(test)]
+impl<K> Retried<K> {
+    /// An item that has made `u32::MAX` attempts (for the saturation test).
+    pub(crate) fn saturated(keep: K) -> Self {
+        Retried {
+            keep: Some(keep),
+            attempts: u32::MAX,
+            prev_delay: None,
+        }
+    }
+}
+
 impl<K> SlotMeta<K> for Retried<K> {
     #[inline]
     fn begin(&mut self, keep: Option<K>) {
@@ -97,7 +109,8 @@ impl<K> SlotMeta<K> for Retried<K> {
     }
 
     fn next_attempt(&mut self) -> &K {
-        self.attempts += 1;
+        // Saturating: `settle` never asks for an attempt past `u32::MAX` (see `Retrying::settle`).
+        self.attempts = self.attempts.saturating_add(1);
         self.keep.as_ref().expect("a retried item keeps its input")
     }
 }

@@ -26,7 +26,7 @@ use std::future::Future;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use meta::SlotMeta;
+pub(crate) use meta::SlotMeta;
 pub(crate) use meta::{Retried, Single};
 use slots::{Arena, Polled, NIL, TIMER};
 use timers::{BackoffQueue, Link, TimeoutList};
@@ -134,6 +134,11 @@ pub(crate) struct Timers {
     stamp_every: u32,
     /// The longest an attempt may stay unstamped: `timeout / 64`, at least 1 ms.
     granularity: u64,
+    /// Attempts have a timeout and the clock is the manual one: every attempt reads the clock as it
+    /// starts and joins the timeout list at once, so its deadline is exactly its start plus the
+    /// timeout (a manual clock costs nothing to read; the system clock is read only now and then,
+    /// see [`Engine::stamp_timeouts`]).
+    exact: bool,
 }
 
 /// See [`Engine::stamp_timeouts`].
@@ -144,6 +149,7 @@ impl Timers {
         let timeout = timeout.map(crate::backoff::nanos);
         Timers {
             timeout,
+            exact: timeout.is_some() && clock.is_manual(),
             stamp_every: if clock.is_manual() { 1 } else { STAMP_EVERY },
             granularity: (timeout.unwrap_or(0) / 64).max(1_000_000),
             clock,
@@ -181,6 +187,17 @@ impl Timers {
             self.timeouts.remove(&mut self.links, index);
         }
         self.links[index].end();
+    }
+
+    /// An attempt starts in slot `index` on an exact clock: it joins the timeout list now, due at its
+    /// start plus the timeout (attempts start in order of the clock, so the list stays sorted).
+    #[cold]
+    fn start_exact(&mut self, index: usize) -> u64 {
+        let now = self.read_clock();
+        let deadline = now.saturating_add(self.timeout.unwrap_or(0));
+        self.links[index].record();
+        self.timeouts.push(&mut self.links, index, deadline);
+        now
     }
 
     /// Moves the recorded attempts that still run into the timeout list, due at `now + timeout`.
@@ -235,10 +252,16 @@ pub(crate) struct Engine<M: Mode> {
     rate_woke: bool,
     /// Progress counters (kept only when `M::REPORTS`).
     counters: Counters,
+    /// Polls of user futures left in this `poll_next` call (see [`BUDGET`]).
+    budget: u32,
     /// The input returned `None`; it is never polled again.
     input_done: bool,
     /// `poll_next` returned `None`; it keeps returning `None`.
     terminated: bool,
+    /// Set on entry to `poll_lane` and cleared on every return from it: still set at the next call,
+    /// it means that user code panicked out of the last one, which may have left the lane's state
+    /// half-updated, so the lane refuses to go on (see [`poisoned`]).
+    poisoned: bool,
 }
 
 impl<M: Mode> Engine<M> {
@@ -267,8 +290,10 @@ impl<M: Mode> Engine<M> {
             denied: false,
             rate_woke: false,
             counters: Counters::default(),
+            budget: BUDGET,
             input_done: false,
             terminated: false,
+            poisoned: false,
         }
     }
 
@@ -340,7 +365,35 @@ impl<M: Mode> Engine<M> {
     /// slots (which stay taken, so the limit holds), every other slot keeps being driven and free
     /// slots are filled; it returns `Ready(None)` once the lane has ended, `Pending` otherwise, with
     /// every waker registered.
+    ///
+    /// # Panics
+    ///
+    /// A panic in user code (a future, the attempt maker, a `retry_if` or `retry_after` closure, an
+    /// item's `Clone`, a future's `Drop`, the input, the progress callback) propagates out of this
+    /// call, and poisons the lane: every later call panics with a message saying so. Dropping a
+    /// poisoned lane drops every in-flight future, once.
+    #[inline]
     pub(crate) fn poll_lane<P>(
+        &mut self,
+        cx: &mut Context<'_>,
+        pull: P,
+        emit: bool,
+    ) -> Poll<Option<M::Output>>
+    where
+        P: FnMut(&mut Context<'_>) -> Poll<Option<M::Item>>,
+    {
+        if self.poisoned {
+            poisoned();
+        }
+        self.poisoned = true;
+        let result = self.poll_unguarded(cx, pull, emit);
+        self.poisoned = false;
+        result
+    }
+
+    /// [`Engine::poll_lane`] without its poison guard.
+    #[inline(always)]
+    fn poll_unguarded<P>(
         &mut self,
         cx: &mut Context<'_>,
         mut pull: P,
@@ -352,8 +405,7 @@ impl<M: Mode> Engine<M> {
         if self.terminated {
             return Poll::Ready(None);
         }
-        self.arena.enter();
-        let mut budget = BUDGET;
+        self.budget = BUDGET;
         if self.rate.is_some() {
             self.round_now = None;
             self.denied = false;
@@ -365,7 +417,11 @@ impl<M: Mode> Engine<M> {
                 self.line_up_due_retries();
                 self.serve_permits();
             }
-            while self.occupied < self.limit && !self.input_done && budget > 0 && self.may_pull() {
+            while self.occupied < self.limit
+                && !self.input_done
+                && self.budget > 0
+                && self.may_pull()
+            {
                 match pull(cx) {
                     Poll::Ready(Some(item)) => {
                         self.take_permit();
@@ -374,7 +430,6 @@ impl<M: Mode> Engine<M> {
                             None => self.grow(),
                         };
                         self.start(index, item);
-                        budget -= 1;
                     }
                     Poll::Ready(None) => self.input_done = true,
                     Poll::Pending => break,
@@ -386,12 +441,12 @@ impl<M: Mode> Engine<M> {
             if self.batch == NIL {
                 self.batch = self.arena.take_woken();
             }
-            while self.batch != NIL && budget > 0 {
+            while self.batch != NIL && self.budget > 0 {
                 let index = self.batch;
                 // NOTE: the list advances before the poll, so a panic in user code leaves it intact.
                 self.batch = self.arena.next_woken(index);
-                budget -= 1;
                 if index == TIMER {
+                    self.budget -= 1;
                     self.on_timer();
                 } else {
                     self.drive(index);
@@ -411,7 +466,7 @@ impl<M: Mode> Engine<M> {
                 self.terminated = true;
                 break Poll::Ready(None);
             }
-            if budget == 0 {
+            if self.budget == 0 {
                 // Work is left but the budget is spent: let the executor run other tasks first.
                 cx.waker().wake_by_ref();
                 break Poll::Pending;
@@ -589,6 +644,9 @@ impl<M: Mode> Engine<M> {
         let (keep, fut) = self.mode.start(item);
         self.arena.meta(index).begin(keep);
         self.arena.fill(index, fut);
+        if self.timers.exact {
+            self.start_exact(index);
+        }
         self.occupied += 1;
         if self.ordered {
             self.queue.push_back(index);
@@ -602,9 +660,15 @@ impl<M: Mode> Engine<M> {
     /// NOTE: an attempt with a timeout is recorded only when it first returns `Pending`, and joins
     /// the timeout list only if it still runs at the next stamping (`stamp_timeouts`): attempts that
     /// finish soon never touch the list or the clock.
+    ///
+    /// Every poll (and every stale wake-up) takes one unit of the call's budget. The slot's current
+    /// attempt is always polled once; an attempt started at once after a failure (a zero back-off)
+    /// is polled in this call only while budget is left, else the slot is woken for the next call:
+    /// zero-delay retries never keep one `poll_next` call (and its executor thread) busy for long.
     #[inline]
     fn drive(&mut self, index: usize) {
         loop {
+            self.budget = self.budget.saturating_sub(1);
             let output = match self.arena.poll(index) {
                 Polled::Ready(output) => output,
                 Polled::Pending => {
@@ -619,6 +683,10 @@ impl<M: Mode> Engine<M> {
                 self.timers.end(index);
             }
             if !self.settle(index, Outcome::Finished(output)) {
+                return;
+            }
+            if self.budget == 0 {
+                self.arena.requeue(index); // the next call polls the new attempt
                 return;
             }
         }
@@ -668,6 +736,17 @@ impl<M: Mode> Engine<M> {
         let keep = self.arena.meta(index).next_attempt();
         let fut = self.mode.restart(keep);
         self.arena.fill(index, fut);
+        if self.timers.exact {
+            self.start_exact(index);
+        }
+    }
+
+    /// An attempt started in slot `index` on an exact clock (see `Timers::exact`): it gets its
+    /// deadline now, from this reading.
+    #[cold]
+    fn start_exact(&mut self, index: usize) {
+        let now = self.timers.start_exact(index);
+        self.arm(now);
     }
 
     /// The timer fired (or may have): time out expired attempts, restart items whose back-off is
@@ -825,6 +904,18 @@ impl<M: Mode> Engine<M> {
             self.mode.report(&progress);
         }
     }
+}
+
+/// The panic of a lane polled after user code panicked out of an earlier poll (see
+/// [`Engine::poll_lane`]).
+#[cold]
+#[inline(never)]
+#[track_caller]
+pub(crate) fn poisoned() -> ! {
+    panic!(
+        "tasklane: lane polled after a panic in user code escaped an earlier poll; \
+         it is poisoned and can only be dropped"
+    )
 }
 
 impl<M: Mode> std::fmt::Debug for Engine<M> {

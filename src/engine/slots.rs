@@ -31,14 +31,49 @@
 #![allow(unsafe_code)] // reason: pinning futures inside the arena's chunks, and the slot wakers
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
+use std::ops::Deref;
 use std::pin::Pin;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicPtr;
 use std::sync::Arc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
-use futures_util::task::AtomicWaker;
+use pin_project_lite::pin_project;
+
+use sync::{AtomicUsize, AtomicWaker, Ordering};
+
+/// The atomics of the wake protocol: `std`'s, or loom's when the protocol is model-checked
+/// (`RUSTFLAGS="--cfg tasklane_loom" cargo test --release --lib loom`; see the `loom_model` tests below).
+mod sync {
+    #[cfg(not(tasklane_loom))]
+    pub(super) use futures_util::task::AtomicWaker;
+    #[cfg(tasklane_loom)]
+    pub(super) use loom::sync::atomic::{AtomicUsize, Ordering};
+    #[cfg(not(tasklane_loom))]
+    pub(super) use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// loom's `AtomicWaker` under the name and method that futures-util's has.
+    #[cfg(tasklane_loom)]
+    #[derive(Debug, Default)]
+    pub(super) struct AtomicWaker(loom::future::AtomicWaker);
+
+    #[cfg(tasklane_loom)]
+    impl AtomicWaker {
+        pub(super) fn new() -> Self {
+            AtomicWaker(loom::future::AtomicWaker::new())
+        }
+
+        pub(super) fn register(&self, waker: &std::task::Waker) {
+            self.0.register_by_ref(waker);
+        }
+
+        pub(super) fn wake(&self) {
+            self.0.wake();
+        }
+    }
+}
 
 /// The end of a list of slot indices (no slot has this index: an arena never holds `usize::MAX` slots).
 pub(crate) const NIL: usize = usize::MAX;
@@ -48,16 +83,55 @@ const FIRST_CHUNK: usize = 64;
 const FIRST_CHUNK_SHIFT: u32 = FIRST_CHUNK.trailing_zeros();
 
 /// State shared between the consumer (the lane) and every slot's waker.
+///
+/// The consumer's sleep lives in the same word as the stack, so that whether a waker must wake the
+/// consumer is decided by the one read-modify-write that pushes its slot: no second flag, and no
+/// reliance on sequentially consistent ordering between two locations.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    /// Top of the stack of woken slots, linked through [`Signal::word`]; `NIL` when empty.
+    /// Top of the stack of woken slots, linked through [`Signal::word`]: `NIL` when empty while the
+    /// consumer is awake (inside `poll_next`, or it returned an item and will look again), `ASLEEP`
+    /// when empty and the consumer returned `Pending` (the waker that pushes onto `ASLEEP` wakes it).
     head: AtomicUsize,
-    /// `true` while the consumer is inside `poll_next` or has returned an item, so it will look at the
-    /// stack again before it sleeps: a waker then need not wake it. The consumer sets it to `false` (and
-    /// then looks at the stack once more) only on its way to returning `Pending`.
-    active: AtomicBool,
     /// The task that polls the lane, registered before it returns `Pending`.
     consumer: AtomicWaker,
+}
+
+/// The head of an empty stack whose consumer sleeps (see [`Shared::head`]); never a link.
+const ASLEEP: usize = usize::MAX - 2;
+
+impl Shared {
+    fn new() -> Self {
+        Shared {
+            head: AtomicUsize::new(NIL),
+            consumer: AtomicWaker::new(),
+        }
+    }
+
+    /// Takes the stack of woken slots, leaving it empty with the consumer awake.
+    #[inline]
+    fn take_woken(&self) -> usize {
+        if self.head.load(Ordering::Relaxed) == NIL {
+            return NIL; // a plain load is cheaper than a swap on the common empty path
+        }
+        match self.head.swap(NIL, Ordering::Acquire) {
+            ASLEEP => NIL, // woken by something else (the input, the executor): awake now
+            top => top,
+        }
+    }
+
+    /// See [`Arena::may_sleep`].
+    fn may_sleep(&self, waker: &Waker) -> bool {
+        self.consumer.register(waker);
+        // Release: the registration is visible to the waker whose push reads `ASLEEP`.
+        match self
+            .head
+            .compare_exchange(NIL, ASLEEP, Ordering::Release, Ordering::Relaxed)
+        {
+            Ok(_) | Err(ASLEEP) => true,
+            Err(_) => false, // a slot was woken meanwhile
+        }
+    }
 }
 
 /// The signals of one chunk of slots (or the lane timer's one signal), shared by count with every
@@ -71,16 +145,24 @@ pub(crate) struct Block {
 }
 
 /// A slot's waker: see the module docs.
+///
+/// Invariants of the wake protocol (checked by the loom model below):
+/// - every write to `word` is a read-modify-write, by wakers and consumer alike, so the consumer's
+///   [`Signal::take`] (an acquiring swap) synchronizes with *every* wake-up ordered before it, not
+///   only with the one that pushed the slot;
+/// - a wake-up that finds `QUEUED` clear sets it and pushes the slot (exactly one push per set); one
+///   that finds it set pushes nothing, because the slot's `take` is still to come and will see it;
+/// - the link bits are written only by the waker that set `QUEUED`, before its push publishes the
+///   slot, and read only by the consumer after it took the stack.
 #[derive(Debug)]
 pub(crate) struct Signal {
     /// `QUEUED` (bit 0): the slot is on the stack of woken slots, from the wake-up that pushed it
     /// until the consumer takes it off its list. The other bits: the next slot below it on the stack
-    /// ([`encode`]d; `NIL` at the bottom), written only by the waker that set `QUEUED`, read only by
-    /// the consumer after it took the stack (see [`Signal::take`]).
+    /// ([`encode`]d; `NIL` at the bottom).
     word: AtomicUsize,
-    /// The block this signal lives in (set once, right after the block is made, before any waker of
-    /// it exists). An atomic only so that `Signal` is `Send + Sync` without an unsafe impl: every
-    /// access is a relaxed load, which is a plain load.
+    /// The block this signal lives in (a pointer from `Arc::into_raw`, set once in [`Block::new`]
+    /// before any waker of it exists). An atomic only so that `Signal` is `Send + Sync` without an
+    /// unsafe impl: every access is a relaxed load, which is a plain load.
     block: AtomicPtr<Block>,
 }
 
@@ -94,10 +176,38 @@ fn encode(link: usize) -> usize {
     link.wrapping_add(2) << 1
 }
 
+/// The link that a push onto `head` writes: `head` itself, but `NIL` for an empty stack whose
+/// consumer sleeps.
+#[inline]
+fn head_link(head: usize) -> usize {
+    if head == ASLEEP {
+        NIL
+    } else {
+        head
+    }
+}
+
 /// The inverse of [`encode`] (ignoring `QUEUED`).
 #[inline]
 fn decode(word: usize) -> usize {
     (word >> 1).wrapping_sub(2)
+}
+
+/// A slot's waker that borrows its block: it can be used (and cloned, which takes a count of its
+/// own) only while the block is borrowed, and it is never dropped, so it never gives back a count it
+/// did not take (futures-util's `WakerRef`, for this arena).
+pub(crate) struct WakerRef<'a> {
+    waker: ManuallyDrop<Waker>,
+    _block: PhantomData<&'a Block>,
+}
+
+impl Deref for WakerRef<'_> {
+    type Target = Waker;
+
+    #[inline]
+    fn deref(&self) -> &Waker {
+        &self.waker
+    }
 }
 
 impl Block {
@@ -106,37 +216,38 @@ impl Block {
         let block = Arc::new(Block {
             shared: Arc::clone(shared),
             start,
-            signals: (0..len)
-                .map(|_| Signal {
-                    word: AtomicUsize::new(encode(NIL)),
-                    block: AtomicPtr::new(ptr::null_mut()),
-                })
-                .collect(),
+            signals: (0..len).map(|_| Signal::new()).collect(),
         });
-        // `Arc::as_ptr` is the pointer `Arc::into_raw` would give: the one the waker vtable passes
-        // to `Arc::increment_strong_count` and `Arc::decrement_strong_count`.
-        let raw = Arc::as_ptr(&block).cast_mut();
-        for signal in block.signals.iter() {
-            signal.block.store(raw, Ordering::Relaxed);
+        let raw = Arc::into_raw(block);
+        // SAFETY: `raw` came from `Arc::into_raw` just above and its count is still held (it is
+        // taken back at once): the block is alive, and only shared references are made to it.
+        for signal in unsafe { &*raw }.signals.iter() {
+            signal.block.store(raw.cast_mut(), Ordering::Relaxed);
         }
-        block
+        // SAFETY: `raw` came from `Arc::into_raw`, and this takes back the count it gave away.
+        // The signals keep the same pointer: the one that the waker vtable passes to
+        // `Arc::increment_strong_count` and `Arc::decrement_strong_count`.
+        unsafe { Arc::from_raw(raw) }
     }
 
-    /// A waker for `signals[offset]` that borrows the arena's count of this block: it must not be
-    /// dropped (only cloned, which takes a count of its own) and must not outlive `self`.
+    /// A waker for `signals[offset]` that borrows this block.
     #[inline]
-    fn borrowed_waker(&self, offset: usize) -> ManuallyDrop<Waker> {
+    fn waker_ref(&self, offset: usize) -> WakerRef<'_> {
         let data: *const Signal = &self.signals[offset];
-        // SAFETY: `data` points at a signal of a block that lives as long as the arena's `Arc` of it,
-        // which outlives this waker (see above); the vtable's contract holds for it (see `VTABLE`),
-        // and `ManuallyDrop` keeps it from giving back a count it never took.
-        ManuallyDrop::new(unsafe { Waker::from_raw(RawWaker::new(data.cast(), &VTABLE)) })
+        // SAFETY: `data` points at a signal of this block, which outlives the `WakerRef` (it borrows
+        // `self`); the vtable's contract holds for it (see `VTABLE`) except that this waker owns no
+        // count of the block, which is why `WakerRef` never drops it.
+        let waker = unsafe { Waker::from_raw(RawWaker::new(data.cast(), &VTABLE)) };
+        WakerRef {
+            waker: ManuallyDrop::new(waker),
+            _block: PhantomData,
+        }
     }
 }
 
 /// The vtable of every slot waker. Its data pointer points at a [`Signal`] inside a [`Block`], and
-/// each such `Waker` (but the arena's borrowed ones, see [`Block::borrowed_waker`]) owns one strong
-/// count of that block, so the signal stays valid for as long as the waker exists.
+/// each such `Waker` (but those of a [`WakerRef`]) owns one strong count of that block, so the
+/// signal stays valid for as long as the waker exists.
 static VTABLE: RawWakerVTable =
     RawWakerVTable::new(clone_waker, wake_waker, wake_by_ref_waker, drop_waker);
 
@@ -153,8 +264,8 @@ unsafe fn block_of(data: *const ()) -> *const Block {
 
 unsafe fn clone_waker(data: *const ()) -> RawWaker {
     // SAFETY: `data` is a live waker's (the vtable is only called on live wakers), and its block
-    // pointer came from `Arc::as_ptr` of a block that this waker keeps alive: taking one more count
-    // for the clone is what `increment_strong_count` is for.
+    // pointer came from `Arc::into_raw` of a block that this waker keeps alive: taking one more
+    // count for the clone is what `increment_strong_count` is for.
     unsafe { Arc::increment_strong_count(block_of(data)) };
     RawWaker::new(data, &VTABLE)
 }
@@ -182,47 +293,77 @@ unsafe fn drop_waker(data: *const ()) {
 }
 
 impl Signal {
-    /// Pushes slot `index` on the stack of woken slots, unless it is there already.
-    fn wake(&self, index: usize, shared: &Shared) {
-        if self.word.fetch_or(QUEUED, Ordering::AcqRel) & QUEUED != 0 {
-            return; // already on the stack: the consumer will poll this slot anyway
+    fn new() -> Self {
+        Signal {
+            word: AtomicUsize::new(encode(NIL)),
+            block: AtomicPtr::new(ptr::null_mut()),
         }
+    }
+
+    /// Pushes slot `index` on the stack of woken slots, unless it is there already, and wakes the
+    /// consumer if its push ends the consumer's sleep. See the invariants above [`Signal`].
+    fn wake(&self, index: usize, shared: &Shared) {
         let mut head = shared.head.load(Ordering::Relaxed);
+        let mut word = self.word.load(Ordering::Relaxed);
         loop {
-            self.word.store(encode(head) | QUEUED, Ordering::Relaxed);
-            // SeqCst pairs with the consumer's `active.store(false)` then `head.load()`: either the
-            // consumer sees this push, or this waker sees `active == false` and wakes it.
+            // Both branches write the word with a read-modify-write (AcqRel): a wake-up that pushes
+            // nothing still joins the release sequence that the consumer's `take` acquires, so
+            // whatever the future's waking side did before calling `wake` is visible to the poll
+            // that follows that `take`, however the future registered its waker.
+            let new = if word & QUEUED != 0 {
+                word // already on the stack: the consumer will poll this slot anyway
+            } else {
+                encode(head_link(head)) | QUEUED
+            };
+            match self
+                .word
+                .compare_exchange_weak(word, new, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) if word & QUEUED != 0 => return,
+                Ok(_) => break,
+                Err(current) => word = current,
+            }
+        }
+        // This wake-up set `QUEUED`: it owns the push, and nobody else writes the link until the
+        // consumer takes the slot.
+        loop {
+            // AcqRel: release publishes the link to the consumer's acquiring swap of the stack;
+            // acquire, on `ASLEEP`, makes the consumer's registration visible before the wake.
             match shared.head.compare_exchange_weak(
                 head,
                 index,
-                Ordering::SeqCst,
+                Ordering::AcqRel,
                 Ordering::Relaxed,
             ) {
                 Ok(_) => break,
-                Err(current) => head = current,
+                Err(current) => {
+                    if head_link(current) != head_link(head) {
+                        // A swap, not a store: a plain store would end the release sequence of a
+                        // wake-up that found `QUEUED` set meanwhile (see above).
+                        self.word
+                            .swap(encode(head_link(current)) | QUEUED, Ordering::Relaxed);
+                    }
+                    head = current;
+                }
             }
         }
-        if !shared.active.load(Ordering::SeqCst) {
-            shared.consumer.wake();
+        if head == ASLEEP {
+            shared.consumer.wake(); // this push ended the consumer's sleep
         }
     }
 
     /// The consumer takes this slot off its list: returns the next slot of the list; from here on a
     /// new wake-up pushes this one again.
     ///
-    /// NOTE: a plain store, not a read-modify-write (which costs 3–5 ns per woken item, see
-    /// BENCHMARKS.md). It is enough, as it was for the `Arc` wakers before: the slot is polled after
-    /// this store, and a future that returns `Pending` registers its waker with its waking side
-    /// through some synchronization (a lock, an `AtomicWaker`) and then checks its event again. A
-    /// wake-up ordered after that registration is ordered after this store too, so it finds the flag
-    /// clear and pushes the slot again; one ordered before it is seen by the future's check.
+    /// A swap (acquire and release), never a plain store: the slot is polled after it, and the poll
+    /// must see every event whose wake-up found `QUEUED` still set. With a plain store (the
+    /// store-buffering pattern) a future that registers its waker once and then checks an atomic
+    /// flag could miss its last wake-up for good.
     #[inline]
     fn take(&self) -> usize {
-        // Only the consumer writes the word while `QUEUED` is set, and the waker that set it wrote the
-        // link before its push, which the consumer's `swap` of the stack acquired.
-        let word = self.word.load(Ordering::Relaxed);
-        self.word.store(word & !QUEUED, Ordering::Release);
-        decode(word)
+        // The link was written by the waker that set `QUEUED` before its push, which the consumer's
+        // swap of the stack acquired.
+        decode(self.word.swap(encode(NIL), Ordering::AcqRel))
     }
 }
 
@@ -236,35 +377,52 @@ pub(crate) enum Polled<T> {
     Idle,
 }
 
-/// What a slot holds.
-enum State<Fut, O> {
-    /// Free for the next item.
-    Empty,
-    /// An in-flight attempt, pinned: it is never moved out, only dropped in place.
-    Running(Fut),
-    /// An item between attempts (backing off): no future, the item's state is in the slot's meta.
-    Waiting,
-    /// An item's final output, waiting for its turn to be yielded.
-    Done(O),
+pin_project! {
+    /// What a slot holds.
+    #[project = StateProj]
+    #[project_replace = StateTaken]
+    enum State<Fut, O> {
+        // Free for the next item.
+        Empty,
+        // An in-flight attempt, pinned in its slot: it is dropped in place, never moved.
+        Running { #[pin] fut: Fut },
+        // An item between attempts (backing off): no future, the item's state is in the slot's meta.
+        Waiting,
+        // An item's final output, waiting for its turn to be yielded.
+        Done { output: O },
+    }
 }
 
-struct Slot<Fut, O, M> {
-    state: State<Fut, O>,
-    /// What the engine keeps per item (nothing for a plain lane; the item and its attempt count for
-    /// retries).
-    meta: M,
+pin_project! {
+    struct Slot<Fut, O, M> {
+        #[pin]
+        state: State<Fut, O>,
+        // What the engine keeps per item (nothing for a plain lane; the item and its attempt count
+        // for retries).
+        meta: M,
+    }
 }
+
+/// A chunk's slots, pinned: the futures in them are polled in place.
+type Slots<Fut, O, M> = Pin<Box<[Slot<Fut, O, M>]>>;
 
 /// A chunk of slots and their signals (`block.signals[i]` is the signal of `slots[i]`).
 struct Chunk<Fut, O, M> {
-    slots: Box<[Slot<Fut, O, M>]>,
+    slots: Slots<Fut, O, M>,
     block: Arc<Block>,
+}
+
+/// Slot `offset` of a chunk's pinned slots.
+#[inline]
+fn pinned<Fut, O, M>(slots: &mut Slots<Fut, O, M>, offset: usize) -> Pin<&mut Slot<Fut, O, M>> {
+    // SAFETY: an element of a pinned slice is pinned as the slice is: the boxed slice is never
+    // moved out of, resized or freed before it is dropped, so no element moves either.
+    unsafe { slots.as_mut().map_unchecked_mut(|s| &mut s[offset]) }
 }
 
 /// The slot arena. See the module docs.
 pub(crate) struct Arena<Fut, O, M> {
-    /// Chunk `k` holds the slots `start(k) .. start(k) + len`. Slots are never moved out of their
-    /// boxes, dropped, or shrunk before the arena is dropped: that is what makes pinning sound.
+    /// Chunk `k` holds the slots `start(k) .. start(k) + len`.
     chunks: Vec<Chunk<Fut, O, M>>,
     /// Slots created so far (all chunks but the last are full).
     len: usize,
@@ -284,11 +442,7 @@ impl<Fut: Future, O, M: Default> Arena<Fut, O, M> {
             chunks: Vec::new(),
             len: 0,
             limit,
-            shared: Arc::new(Shared {
-                head: AtomicUsize::new(NIL),
-                active: AtomicBool::new(true),
-                consumer: AtomicWaker::new(),
-            }),
+            shared: Arc::new(Shared::new()),
             timer: None,
         }
     }
@@ -318,22 +472,25 @@ impl<Fut: Future, O, M: Default> Arena<Fut, O, M> {
                 })
                 .collect();
             let block = Block::new(&self.shared, capacity, size);
-            self.chunks.push(Chunk { slots, block });
+            self.chunks.push(Chunk {
+                slots: Box::into_pin(slots),
+                block,
+            });
         }
         self.len += 1;
         self.len - 1
     }
 
     #[inline]
-    fn slot(&mut self, index: usize) -> &mut Slot<Fut, O, M> {
+    fn slot(&mut self, index: usize) -> Pin<&mut Slot<Fut, O, M>> {
         let (chunk, offset) = locate(index);
-        &mut self.chunks[chunk].slots[offset]
+        pinned(&mut self.chunks[chunk].slots, offset)
     }
 
     /// The engine's data for a slot.
     #[inline]
     pub(crate) fn meta(&mut self, index: usize) -> &mut M {
-        &mut self.slot(index).meta
+        self.slot(index).project().meta
     }
 
     /// The waker of the lane's timer (made on first use).
@@ -343,7 +500,7 @@ impl<Fut: Future, O, M: Default> Arena<Fut, O, M> {
             .timer
             .get_or_insert_with(|| {
                 let block = Block::new(shared, TIMER, 1);
-                let waker = Waker::clone(&block.borrowed_waker(0));
+                let waker = Waker::clone(&block.waker_ref(0));
                 (block, waker)
             })
             .1
@@ -352,22 +509,28 @@ impl<Fut: Future, O, M: Default> Arena<Fut, O, M> {
     /// Puts a new attempt into an empty or waiting slot. It has not been polled yet.
     #[inline]
     pub(crate) fn fill(&mut self, index: usize, fut: Fut) {
-        let slot = self.slot(index);
-        debug_assert!(matches!(slot.state, State::Empty | State::Waiting));
-        slot.state = State::Running(fut);
+        let mut state = self.slot(index).project().state;
+        debug_assert!(matches!(
+            state.as_mut().project(),
+            StateProj::Empty | StateProj::Waiting
+        ));
+        state.set(State::Running { fut });
     }
 
     /// Drops the slot's running attempt in place (a timeout); the slot is left `Waiting`.
     pub(crate) fn cancel(&mut self, index: usize) {
-        let slot = self.slot(index);
-        debug_assert!(matches!(slot.state, State::Running(_)));
-        slot.state = State::Waiting;
+        let mut state = self.slot(index).project().state;
+        debug_assert!(matches!(
+            state.as_mut().project(),
+            StateProj::Running { .. }
+        ));
+        state.set(State::Waiting);
     }
 
     /// Stores an item's final output in its slot.
     #[inline]
     pub(crate) fn set_done(&mut self, index: usize, output: O) {
-        self.slot(index).state = State::Done(output);
+        self.slot(index).project().state.set(State::Done { output });
     }
 
     /// Polls the slot's attempt (if it has one) with the slot's own waker. When it finishes, the
@@ -376,21 +539,15 @@ impl<Fut: Future, O, M: Default> Arena<Fut, O, M> {
     pub(crate) fn poll(&mut self, index: usize) -> Polled<Fut::Output> {
         let (chunk, offset) = locate(index);
         let Chunk { slots, block } = &mut self.chunks[chunk];
-        let slot = &mut slots[offset];
-        let fut = match &mut slot.state {
-            State::Running(fut) => fut,
+        let waker = block.waker_ref(offset);
+        let mut state = pinned(slots, offset).project().state;
+        let fut = match state.as_mut().project() {
+            StateProj::Running { fut } => fut,
             _ => return Polled::Idle, // a stale wake-up of a slot without an attempt
         };
-        // SAFETY: the future lives in a chunk that is never moved or freed while the arena lives
-        // (see `Arena::chunks`), and it leaves the slot only by being dropped in place: `State` is
-        // overwritten by assignment below (which drops the future where it is) and never moved out
-        // while it is `Running` (`take_output` moves only `Done`). So the pinning guarantee holds.
-        let fut = unsafe { Pin::new_unchecked(fut) };
-        let waker = block.borrowed_waker(offset);
-        let mut cx = Context::from_waker(&waker);
-        match fut.poll(&mut cx) {
+        match fut.poll(&mut Context::from_waker(&waker)) {
             Poll::Ready(output) => {
-                slot.state = State::Waiting;
+                state.set(State::Waiting);
                 Polled::Ready(output)
             }
             Poll::Pending => Polled::Pending,
@@ -401,31 +558,26 @@ impl<Fut: Future, O, M: Default> Arena<Fut, O, M> {
     /// slot has no output yet.
     #[inline]
     pub(crate) fn take_output(&mut self, index: usize) -> Option<O> {
-        let slot = self.slot(index);
-        if !matches!(slot.state, State::Done(_)) {
+        let mut state = self.slot(index).project().state;
+        if !matches!(state.as_mut().project(), StateProj::Done { .. }) {
             return None;
         }
-        // Only `Done` is moved out here, never a pinned `Running` future.
-        match std::mem::replace(&mut slot.state, State::Empty) {
-            State::Done(output) => Some(output),
-            _ => unreachable!(),
+        match state.project_replace(State::Empty) {
+            StateTaken::Done { output } => Some(output),
+            _ => unreachable!("checked above"),
         }
     }
 
     /// Takes the stack of woken slots, leaving it empty. Walk it with [`Arena::next_woken`].
     #[inline]
     pub(crate) fn take_woken(&self) -> usize {
-        if self.shared.head.load(Ordering::Relaxed) == NIL {
-            return NIL; // a plain load is cheaper than a swap on the common empty path
-        }
-        self.shared.head.swap(NIL, Ordering::Acquire)
+        self.shared.take_woken()
     }
 
-    /// Takes `index` off a list obtained from [`Arena::take_woken`] and returns the next slot of that
-    /// list. From here on a new wake-up of `index` pushes it again.
+    /// The signal of slot `index` (or of the timer).
     #[inline]
-    pub(crate) fn next_woken(&mut self, index: usize) -> usize {
-        let signal = if index == TIMER {
+    fn signal(&self, index: usize) -> &Signal {
+        if index == TIMER {
             &self
                 .timer
                 .as_ref()
@@ -435,27 +587,27 @@ impl<Fut: Future, O, M: Default> Arena<Fut, O, M> {
         } else {
             let (chunk, offset) = locate(index);
             &self.chunks[chunk].block.signals[offset]
-        };
-        signal.take()
+        }
     }
 
-    /// Marks the consumer as inside `poll_next`: wakers need not wake it.
+    /// Takes `index` off a list obtained from [`Arena::take_woken`] and returns the next slot of that
+    /// list. From here on a new wake-up of `index` pushes it again.
     #[inline]
-    pub(crate) fn enter(&self) {
-        self.shared.active.store(true, Ordering::Relaxed);
+    pub(crate) fn next_woken(&mut self, index: usize) -> usize {
+        self.signal(index).take()
+    }
+
+    /// Wakes slot `index` as its own waker would: it is polled in a later round (a slot whose
+    /// fresh attempt is left for the next `poll_next` call when the budget is spent).
+    pub(crate) fn requeue(&self, index: usize) {
+        self.signal(index).wake(index, &self.shared);
     }
 
     /// On the way to returning `Pending`: registers the consumer's waker and reports whether it may
     /// sleep (nothing was woken meanwhile). When it returns `false`, the consumer is active again
     /// and must look at the woken slots.
     pub(crate) fn may_sleep(&self, waker: &Waker) -> bool {
-        self.shared.consumer.register(waker);
-        self.shared.active.store(false, Ordering::SeqCst);
-        if self.shared.head.load(Ordering::SeqCst) == NIL {
-            return true;
-        }
-        self.shared.active.store(true, Ordering::Relaxed);
-        false
+        self.shared.may_sleep(waker)
     }
 }
 
@@ -470,7 +622,7 @@ fn locate(index: usize) -> (usize, usize) {
     (k as usize + 1, index - (FIRST_CHUNK << k))
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(tasklane_loom)))]
 mod tests {
     use super::*;
 
@@ -518,7 +670,7 @@ mod tests {
         /// An owned waker of slot `index`, as a future would clone it from its context.
         fn waker(&self, index: usize) -> Waker {
             let (chunk, offset) = locate(index);
-            Waker::clone(&self.chunks[chunk].block.borrowed_waker(offset))
+            Waker::clone(&self.chunks[chunk].block.waker_ref(offset))
         }
 
         /// Takes every woken slot, in any order.
@@ -649,5 +801,202 @@ mod tests {
             seen.dedup();
             assert_eq!(seen, (0..SLOTS).collect::<Vec<_>>());
         }
+    }
+}
+
+/// A model of the wake protocol, checked by loom under every interleaving (and every weak-memory
+/// outcome loom explores) within its preemption bound: `RUSTFLAGS="--cfg tasklane_loom" cargo test --release
+/// --lib loom`. It runs the real [`Signal::wake`], [`Signal::take`] and the consumer's
+/// [`Shared::take_woken`] / [`Shared::may_sleep`]; only the waker vtable is left out (it only finds
+/// the signal and calls `wake`).
+///
+/// Each future in the models is of the kind that broke the old protocol: it registers nothing at
+/// all after its first poll and only checks an `AtomicBool` (Acquire) that its waking side sets
+/// (Release) before it calls `wake`. A model passes when the consumer sees every event; a lost
+/// wake-up leaves the consumer parked in `block_on` with every other thread finished, which loom
+/// reports as a deadlock. Interleavings covered:
+///
+/// - `a_wake_up_while_the_slot_is_queued_is_not_lost`: a spurious wake-up pushes the slot, and the
+///   real one (event, then `wake`) comes while it is still queued, just before, during or after the
+///   consumer's `take` and poll: the store-buffering race of the old plain-store `take`.
+/// - `two_wakers_of_one_slot_and_the_consumer`: the same with the spurious and the real wake-up on
+///   two threads, so the real one can find `QUEUED` set by the other between its fetch and its
+///   push (the release-sequence case that made the link write a swap).
+/// - `two_slots_pushed_concurrently_are_both_polled`: two slots woken from two threads race on the
+///   stack's head (the link rewrite after a failed push) and on the consumer's sleep (`ASLEEP`).
+/// - `a_link_rewritten_after_a_lost_race_keeps_every_wake_up_visible` (four threads, ignored by
+///   default: about 5 minutes): slot 0 woken spuriously and for real on two threads while slot 1's
+///   push races for the head, so the spurious push can lose the race and rewrite its link after
+///   the real wake-up found `QUEUED` set.
+#[cfg(all(test, tasklane_loom))]
+mod loom_model {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+
+    use loom::sync::atomic::AtomicBool;
+    use loom::thread;
+
+    use super::{Ordering, Shared, Signal, NIL};
+
+    /// The consumer's side: slots whose futures check `events[i]`; done when every event was seen.
+    struct Consumer {
+        shared: Arc<Shared>,
+        signals: Arc<Vec<Signal>>,
+        events: Arc<Vec<AtomicBool>>,
+        seen: Vec<bool>,
+    }
+
+    impl Consumer {
+        /// Polls slot `index`'s future: it sees its event or not.
+        fn poll_slot(&mut self, index: usize) {
+            if self.events[index].load(Ordering::Acquire) {
+                self.seen[index] = true;
+            }
+        }
+    }
+
+    impl Future for Consumer {
+        type Output = ();
+
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            loop {
+                let mut cur = self.shared.take_woken();
+                while cur != NIL {
+                    let next = self.signals[cur].take();
+                    self.poll_slot(cur);
+                    cur = next;
+                }
+                if self.seen.iter().all(|&s| s) {
+                    return Poll::Ready(());
+                }
+                if self.shared.may_sleep(cx.waker()) {
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+
+    fn setup(slots: usize) -> (Arc<Shared>, Arc<Vec<Signal>>, Arc<Vec<AtomicBool>>) {
+        let shared = Arc::new(Shared::new());
+        let signals = Arc::new((0..slots).map(|_| Signal::new()).collect::<Vec<_>>());
+        let events = Arc::new(
+            (0..slots)
+                .map(|_| AtomicBool::new(false))
+                .collect::<Vec<_>>(),
+        );
+        (shared, signals, events)
+    }
+
+    fn consume(shared: Arc<Shared>, signals: Arc<Vec<Signal>>, events: Arc<Vec<AtomicBool>>) {
+        let slots = signals.len();
+        let mut consumer = Consumer {
+            shared,
+            signals,
+            events,
+            seen: vec![false; slots],
+        };
+        // The first poll of every slot, which stored its waker for good.
+        for index in 0..slots {
+            consumer.poll_slot(index);
+        }
+        loom::future::block_on(consumer);
+    }
+
+    /// Checks `f` under every interleaving with at most `preemptions` preemptions (3 for the
+    /// models of two or three threads; the four-thread one needs 2 to finish in seconds).
+    fn model_with(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(preemptions);
+        builder.check(f);
+    }
+
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        model_with(3, f);
+    }
+
+    #[test]
+    fn a_wake_up_while_the_slot_is_queued_is_not_lost() {
+        model(|| {
+            let (shared, signals, events) = setup(1);
+            let waker = {
+                let (shared, signals, events) = (shared.clone(), signals.clone(), events.clone());
+                thread::spawn(move || {
+                    signals[0].wake(0, &shared); // spurious
+                    events[0].store(true, Ordering::Release);
+                    signals[0].wake(0, &shared);
+                })
+            };
+            consume(shared, signals, events);
+            waker.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn two_wakers_of_one_slot_and_the_consumer() {
+        model(|| {
+            let (shared, signals, events) = setup(1);
+            let spurious = {
+                let (shared, signals) = (shared.clone(), signals.clone());
+                thread::spawn(move || signals[0].wake(0, &shared))
+            };
+            let real = {
+                let (shared, signals, events) = (shared.clone(), signals.clone(), events.clone());
+                thread::spawn(move || {
+                    events[0].store(true, Ordering::Release);
+                    signals[0].wake(0, &shared);
+                })
+            };
+            consume(shared, signals, events);
+            spurious.join().unwrap();
+            real.join().unwrap();
+        });
+    }
+
+    #[test]
+    #[ignore = "four threads: about 5 minutes on 2 cores; run with `-- --ignored`"]
+    fn a_link_rewritten_after_a_lost_race_keeps_every_wake_up_visible() {
+        model_with(2, || {
+            let (shared, signals, events) = setup(2);
+            let spawn = |index: usize, real: bool| {
+                let (shared, signals, events) = (shared.clone(), signals.clone(), events.clone());
+                thread::spawn(move || {
+                    if real {
+                        events[index].store(true, Ordering::Release);
+                    }
+                    signals[index].wake(index, &shared);
+                })
+            };
+            // Slot 0 woken spuriously and for real on two threads, while slot 1's push races for
+            // the head: the spurious push may lose that race and rewrite its link after the real
+            // wake-up found `QUEUED` set.
+            let threads = [spawn(0, false), spawn(0, true), spawn(1, true)];
+            consume(shared, signals, events);
+            for thread in threads {
+                thread.join().unwrap();
+            }
+        });
+    }
+
+    #[test]
+    fn two_slots_pushed_concurrently_are_both_polled() {
+        model(|| {
+            let (shared, signals, events) = setup(2);
+            let wakers: Vec<_> = (0..2)
+                .map(|index| {
+                    let (shared, signals, events) =
+                        (shared.clone(), signals.clone(), events.clone());
+                    thread::spawn(move || {
+                        events[index].store(true, Ordering::Release);
+                        signals[index].wake(index, &shared);
+                    })
+                })
+                .collect();
+            consume(shared, signals, events);
+            for waker in wakers {
+                waker.join().unwrap();
+            }
+        });
     }
 }

@@ -79,7 +79,9 @@ pin_project! {
     ///
     /// # Panics
     ///
-    /// A panic in a job propagates out of `poll`. Polling after completion panics.
+    /// A panic in a job propagates out of `poll` and poisons the driver: polling it again panics
+    /// with a message saying so (dropping it is safe, and cancels the other jobs). Polling after
+    /// completion panics.
     ///
     /// ```
     /// use tasklane::pool::TaskPool;

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use futures_core::future::FusedFuture;
+use futures_util::task::AtomicWaker;
 use pin_project_lite::pin_project;
 
 /// A queued job, type-erased: a pool takes futures of different types, so each job is one boxed
@@ -50,6 +51,10 @@ impl std::error::Error for JobError {}
 struct Shared<U> {
     /// Set by [`JobHandle::cancel`] (under the lock) before the job has finished; never unset.
     cancelled: AtomicBool,
+    /// The waker of the slot running the job, registered at every poll of the job and woken by
+    /// `cancel` after it set `cancelled`: the `AtomicWaker` protocol (register, then check the flag;
+    /// set the flag, then wake) loses no cancel, whatever the slot's waker does.
+    job_waker: AtomicWaker,
     state: Mutex<State<U>>,
 }
 
@@ -60,8 +65,6 @@ struct State<U> {
     ended: bool,
     /// The task awaiting the handle (`None`: nobody has polled it yet, or it was woken).
     handle_waker: Option<Waker>,
-    /// The waker of the slot running the job (`None`: not started yet), woken by `cancel`.
-    job_waker: Option<Waker>,
 }
 
 impl<U> Shared<U> {
@@ -80,18 +83,17 @@ where
 {
     let shared = Arc::new(Shared {
         cancelled: AtomicBool::new(false),
+        job_waker: AtomicWaker::new(),
         state: Mutex::new(State {
             output: None,
             ended: false,
             handle_waker: None,
-            job_waker: None,
         }),
     });
     let job = Box::pin(JobFuture {
         fut,
         end: End {
             shared: Arc::clone(&shared),
-            registered: false,
             delivered: false,
         },
     });
@@ -110,8 +112,6 @@ pin_project! {
 /// Tells the handle that the job ended, when it delivers its output or is dropped unfinished.
 struct End<U> {
     shared: Arc<Shared<U>>,
-    /// The slot's waker is in `job_waker`.
-    registered: bool,
     /// The output went to the handle (so dropping has nothing left to tell).
     delivered: bool,
 }
@@ -125,17 +125,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.project();
         let end = this.end;
+        // Register first, then check: a cancel that sets the flag after this check wakes the
+        // waker registered here.
+        end.shared.job_waker.register(cx.waker());
         if end.shared.cancelled.load(Ordering::Acquire) {
             return Poll::Ready(()); // the driver drops the user's future now
-        }
-        if !end.registered {
-            // NOTE: a job is polled only by its slot, whose waker never changes, so it is stored once.
-            let mut state = end.shared.lock();
-            if end.shared.cancelled.load(Ordering::Acquire) {
-                return Poll::Ready(());
-            }
-            state.job_waker = Some(cx.waker().clone());
-            end.registered = true;
         }
         let output = futures_core::ready!(this.fut.poll(cx));
         let mut state = end.shared.lock();
@@ -245,16 +239,13 @@ impl<U> JobHandle<U> {
         let Some(shared) = &self.shared else {
             return false;
         };
-        let mut state = shared.lock();
+        let state = shared.lock();
         if state.output.is_some() || state.ended {
             return false;
         }
         shared.cancelled.store(true, Ordering::Release);
-        let waker = state.job_waker.take();
         drop(state);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        shared.job_waker.wake();
         true
     }
 

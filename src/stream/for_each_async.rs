@@ -43,8 +43,9 @@ where
     ///
     /// # Panics
     ///
-    /// A panic in `g`, its future or a lane future propagates out of `poll`. Polling the future after
-    /// it completed panics.
+    /// A panic in `g`, its future or a lane future propagates out of `poll` and poisons the future:
+    /// polling it again panics with a message saying so (dropping it is safe). Polling the future
+    /// after it completed panics.
     ///
     /// # Cancel safety
     ///
@@ -86,6 +87,7 @@ where
             handler: None,
             lane_done: false,
             done: false,
+            poisoned: false,
         }
     }
 
@@ -124,6 +126,7 @@ pin_project! {
     /// # });
     /// ```
     #[must_use = "futures do nothing unless you `.await` or poll them"]
+    #[project = ForEachAsyncProj]
     pub struct ForEachAsync<St, M, G, Fut>
     where
         M: Mode,
@@ -136,6 +139,8 @@ pin_project! {
         handler: Option<Fut>,
         lane_done: bool,
         done: bool,
+        // Set while a poll runs: still set at the next poll, a panic escaped the last one.
+        poisoned: bool,
     }
 }
 
@@ -151,6 +156,25 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
         assert!(!*this.done, "`ForEachAsync` polled after completion");
+        if *this.poisoned {
+            crate::engine::poisoned();
+        }
+        *this.poisoned = true;
+        let polled = Self::step(&mut this, cx);
+        *this.poisoned = false;
+        polled
+    }
+}
+
+impl<St, M, G, Fut> ForEachAsync<St, M, G, Fut>
+where
+    St: Stream,
+    M: Mode<Item = St::Item>,
+    G: FnMut(M::Output) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    /// One poll, without the poison guard.
+    fn step(this: &mut ForEachAsyncProj<'_, St, M, G, Fut>, cx: &mut Context<'_>) -> Poll<()> {
         let mut budget = BUDGET;
         loop {
             // Phase 1: run the handler; while it waits, keep the lane's in-flight work going.
