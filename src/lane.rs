@@ -578,11 +578,15 @@ impl<St, G> Lane<St, Plain, G> {
     /// timeout covers the attempt only: not the back-off before it. See [# Order](Lane#order).
     ///
     /// An attempt is never dropped before `timeout` has passed since it started, and at most
-    /// `max(timeout / 64, 1 ms)` after that (plus the timer's own lateness) while the lane is polled.
-    /// That slack buys the speed: a clock read costs more than the rest of an item's work, so the lane
-    /// reads the clock once for many attempts, and an attempt that finishes before the next reading
-    /// (most do) costs no clock read at all. With a `ManualClock`
-    /// (feature `test-util`), deadlines are exact.
+    /// `max(timeout / 64, 1 ms)` after that (plus the timer's own lateness) while the lane is polled
+    /// and its futures' polls are quick. That slack buys the speed: a clock read costs more than the
+    /// rest of an item's work, so the lane reads the clock once for many attempts, and an attempt that
+    /// finishes before the next reading (most do) costs no clock read at all. The deadline counts from
+    /// the lane's first clock reading after the attempt started: futures whose polls block the
+    /// thread (synchronous work inside `poll`) delay that reading, and with it the deadline, by as
+    /// long as they block. With a `ManualClock` (feature `test-util`) every attempt reads the clock
+    /// as it starts, so its deadline is exactly its start plus `timeout`, whatever its first poll
+    /// (or another attempt's) does to the clock.
     ///
     /// # Panics
     ///
