@@ -145,6 +145,8 @@ pub struct Lane<St, P = Plain, G = Silent> {
 pub(crate) struct Config<P> {
     pub(crate) limit: usize,
     pub(crate) ordered: bool,
+    /// Finished outputs an ordered lane may hold outside its slots (0: none).
+    pub(crate) window: usize,
     /// The per-attempt timeout (`None`: none). Never zero.
     pub(crate) timeout: Option<Duration>,
     /// The rate limit's period in nanoseconds (`None`: no rate limit).
@@ -161,6 +163,7 @@ impl Config<Plain> {
         Config {
             limit: check_limit(limit),
             ordered: false,
+            window: 0,
             timeout: None,
             period: None,
             burst: 1,
@@ -182,6 +185,7 @@ impl<P> Config<P> {
         Config {
             limit: self.limit,
             ordered: self.ordered,
+            window: self.window,
             timeout: self.timeout,
             period: self.period,
             burst: self.burst,
@@ -293,6 +297,65 @@ impl<St, P, G> Lane<St, P, G> {
     /// ```
     pub fn ordered(mut self) -> Self {
         self.config.ordered = true;
+        self
+    }
+
+    /// Yields outputs in input order, like [`ordered`](Lane::ordered), with a reorder window of `n`:
+    /// up to `n` finished outputs wait for their turn outside the slots, so that a slow item holds
+    /// back the outputs after it but not the starts after it.
+    ///
+    /// Plain `ordered()` keeps each finished output in its slot until every earlier item has been
+    /// yielded: behind one slow item, the other slots fill with finished outputs and nothing new
+    /// starts, so the lane runs fewer than `limit` items at once. With a window, a finished output
+    /// that cannot be yielded yet moves into the window (while it has room) and its slot takes the
+    /// next item. The trade-off is memory: at most `limit + n` items are pulled and not yet yielded
+    /// (`limit` in flight and `n` finished), against `limit` without a window, and the input is read
+    /// ahead of the consumer by up to `n` items. `window(0)` is plain `ordered()`.
+    ///
+    /// How large a window to give: enough for the outputs that finish while the slowest item runs.
+    /// With one slow item in 16 (20 ticks among items of 1 tick), `limit` 4, 64 items on a fake
+    /// clock (the test `a_reorder_window_lets_the_lane_run_past_a_slow_item` in `tests/lane.rs`):
+    ///
+    /// | | ticks | most pulled and not yet yielded |
+    /// |---|---|---|
+    /// | unordered | 44 | 4 |
+    /// | `ordered()` | 92 | 4 |
+    /// | `window(4)` | 88 | 8 |
+    /// | `window(16)` | 54 | 20 |
+    /// | `window(48)` | 44 | 40 |
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::channel::oneshot;
+    /// use futures::StreamExt;
+    /// use tasklane::prelude::*;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let (slow_tx, slow_rx) = oneshot::channel::<u8>();
+    /// let mut slow = Some(slow_rx);
+    /// let mut out = (0..4u8)
+    ///     .lane(2)
+    ///     .window(8)
+    ///     .map_async(|i| {
+    ///         let slow = if i == 0 { slow.take() } else { None };
+    ///         async move {
+    ///             if let Some(rx) = slow {
+    ///                 rx.await.unwrap();
+    ///             }
+    ///             i
+    ///         }
+    ///     });
+    /// // Item 0 is slow; items 1, 2 and 3 finish and wait in the window, each freeing its slot.
+    /// assert!(futures::poll!(out.next()).is_pending());
+    /// assert_eq!(out.in_progress(), 4);
+    /// slow_tx.send(0).unwrap();
+    /// assert_eq!(out.collect::<Vec<_>>().await, [0, 1, 2, 3]);
+    /// # });
+    /// ```
+    pub fn window(mut self, n: usize) -> Self {
+        self.config.ordered = true;
+        self.config.window = n;
         self
     }
 
@@ -530,7 +593,14 @@ impl<St, P, G> Lane<St, P, G> {
             policy: config.policy,
             progress: self.progress,
         };
-        let engine = Engine::new(mode, config.limit, config.ordered, timers, rate);
+        let engine = Engine::new(
+            mode,
+            config.limit,
+            config.ordered,
+            config.window,
+            timers,
+            rate,
+        );
         (self.stream, engine)
     }
 

@@ -106,6 +106,19 @@ impl<P> Policy<P> {
         self
     }
 
+    /// Outputs in input order with a reorder window of `n` finished outputs. See
+    /// [`Lane::window`](crate::Lane::window).
+    ///
+    /// ```
+    /// use tasklane::{prelude::*, Policy};
+    /// assert!([1].lane_with(&Policy::new(2).window(16)).is_ordered());
+    /// ```
+    pub fn window(mut self, n: usize) -> Self {
+        self.config.ordered = true;
+        self.config.window = n;
+        self
+    }
+
     /// At most `per_second` attempt starts per second. See [`Lane::rate`](crate::Lane::rate).
     ///
     /// # Panics

@@ -20,6 +20,7 @@
 mod meta;
 mod slots;
 mod timers;
+mod window;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -30,6 +31,7 @@ pub(crate) use meta::SlotMeta;
 pub(crate) use meta::{Retried, Single};
 use slots::{Arena, Polled, NIL, TIMER};
 use timers::{BackoffQueue, Link, TimeoutList};
+use window::Window;
 
 use crate::progress::{Counters, Progress};
 use crate::rate::{Gcra, Rate};
@@ -216,7 +218,8 @@ impl Timers {
 ///
 /// Invariants (between calls):
 /// - `occupied` counts the slots that hold an item (running, waiting between attempts, or done); it
-///   never exceeds `limit`, and it is exactly the number of items pulled and not yet yielded.
+///   never exceeds `limit`. `occupied + window.held()` is exactly the number of items pulled and not
+///   yet yielded (the window holds finished outputs of an ordered lane outside their slots).
 /// - every slot index `< arena.len()` is either in `free` or occupied.
 /// - unordered: `queue` holds the `Done` slots in completion order. ordered: `queue` holds every
 ///   occupied slot in input order, so its front is the next output.
@@ -237,6 +240,10 @@ pub(crate) struct Engine<M: Mode> {
     limit: usize,
     occupied: usize,
     ordered: bool,
+    /// The reorder window of an ordered lane (off: size 0).
+    window: Window<M::Output>,
+    /// A slot was freed by moving its output into the window: look at the input before sleeping.
+    freed: bool,
     timers: Timers,
     /// The rate limiter (`None`: no rate limit).
     rate: Option<Gcra>,
@@ -269,6 +276,7 @@ impl<M: Mode> Engine<M> {
         mode: M,
         limit: usize,
         ordered: bool,
+        window: usize,
         timers: Timers,
         rate: Option<Rate>,
     ) -> Self {
@@ -282,6 +290,8 @@ impl<M: Mode> Engine<M> {
             limit,
             occupied: 0,
             ordered,
+            window: Window::new(if ordered { window } else { 0 }),
+            freed: false,
             timers,
             rate: rate.map(Gcra::new),
             permits: VecDeque::new(),
@@ -299,7 +309,7 @@ impl<M: Mode> Engine<M> {
 
     /// Items pulled from the input and not yet yielded.
     pub(crate) fn occupied(&self) -> usize {
-        self.occupied
+        self.occupied + self.window.held()
     }
 
     /// Whether `poll_next` has returned `None`.
@@ -333,7 +343,7 @@ impl<M: Mode> Engine<M> {
         }
         self.counters.started_at = Some(self.timers.clock.now());
         self.counters.total = match input {
-            (lo, Some(hi)) if lo == hi => Some(lo as u64 + self.occupied as u64),
+            (lo, Some(hi)) if lo == hi => Some(lo as u64 + self.occupied() as u64),
             _ => None,
         };
     }
@@ -352,8 +362,8 @@ impl<M: Mode> Engine<M> {
         }
         let (lo, hi) = if self.input_done { (0, Some(0)) } else { input };
         (
-            lo.saturating_add(self.occupied),
-            hi.and_then(|hi| hi.checked_add(self.occupied)),
+            lo.saturating_add(self.occupied()),
+            hi.and_then(|hi| hi.checked_add(self.occupied())),
         )
     }
 
@@ -462,7 +472,7 @@ impl<M: Mode> Engine<M> {
             }
 
             // Phase 4: decide termination, or whether to sleep.
-            if self.input_done && self.occupied == 0 {
+            if self.input_done && self.occupied == 0 && self.window.held() == 0 {
                 self.terminated = true;
                 break Poll::Ready(None);
             }
@@ -473,6 +483,9 @@ impl<M: Mode> Engine<M> {
             }
             if std::mem::take(&mut self.rate_woke) {
                 continue; // the limiter allows a start again: back to phase 1
+            }
+            if std::mem::take(&mut self.freed) && self.budget > 0 {
+                continue; // a slot was freed by the reorder window: back to phase 1
             }
             if self.batch == NIL {
                 self.stamp_timeouts();
@@ -650,6 +663,9 @@ impl<M: Mode> Engine<M> {
         self.occupied += 1;
         if self.ordered {
             self.queue.push_back(index);
+            if self.window.is_on() {
+                self.window.start(index);
+            }
         }
         self.drive(index);
     }
@@ -702,6 +718,17 @@ impl<M: Mode> Engine<M> {
         match self.mode.settle(outcome, attempts) {
             Settle::Done(output) => {
                 self.arena.meta(index).finish();
+                let output = if self.window.is_on() {
+                    match self.window.hold(index, output) {
+                        Ok(()) => {
+                            self.release(index);
+                            return false;
+                        }
+                        Err(output) => output,
+                    }
+                } else {
+                    output
+                };
                 self.arena.set_done(index, output);
                 if !self.ordered {
                     self.queue.push_back(index);
@@ -726,6 +753,15 @@ impl<M: Mode> Engine<M> {
         self.timers.backoffs.push(now.saturating_add(delay), index);
         self.arm(now);
         false
+    }
+
+    /// An item's output moved into the reorder window: its slot is free for the next item.
+    #[cold]
+    fn release(&mut self, index: usize) {
+        self.arena.release(index);
+        self.occupied -= 1;
+        self.free.push(index);
+        self.freed = true;
     }
 
     /// Starts the next attempt of a waiting item (not polled yet).
@@ -864,9 +900,20 @@ impl<M: Mode> Engine<M> {
         P: FnMut(&mut Context<'_>) -> Poll<Option<M::Item>>,
     {
         let (index, output) = if self.ordered {
+            if self.window.is_on() {
+                if let Some(output) = self.window.take_front() {
+                    // Its slot was freed when the output moved into the window.
+                    self.queue.pop_front();
+                    self.report(&output);
+                    return Some(output);
+                }
+            }
             let &front = self.queue.front()?;
             let output = self.arena.take_output(front)?;
             self.queue.pop_front();
+            if self.window.is_on() {
+                self.window.pop_front();
+            }
             (front, output)
         } else {
             let index = self.queue.pop_front()?;

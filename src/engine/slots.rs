@@ -527,6 +527,13 @@ impl<Fut: Future, O, M: Default> Arena<Fut, O, M> {
         state.set(State::Waiting);
     }
 
+    /// Empties a slot whose item ended without leaving its output there (the reorder window took it).
+    pub(crate) fn release(&mut self, index: usize) {
+        let mut state = self.slot(index).project().state;
+        debug_assert!(matches!(state.as_mut().project(), StateProj::Waiting));
+        state.set(State::Empty);
+    }
+
     /// Stores an item's final output in its slot.
     #[inline]
     pub(crate) fn set_done(&mut self, index: usize, output: O) {

@@ -1,0 +1,135 @@
+//! The reorder window of an ordered lane: finished outputs that wait for their turn outside the
+//! slots, so that one slow item does not hold every slot behind it (`Lane::window`).
+//!
+//! Without a window, an ordered lane keeps each finished output in its slot until every earlier item
+//! has been yielded: a slow head of the line leaves the other slots full of finished outputs, and no
+//! new item starts. With a window of `n`, up to `n` finished outputs move out of their slots into the
+//! window, and the slots take new items; memory stays bounded by `limit + n` outputs.
+//!
+//! Positions: the engine's ordered queue holds one entry per outstanding item, in input order. The
+//! window keeps, beside it, `outputs[k]`: the output of the queue's `k`-th item once it moved into
+//! the window (its queue entry then names a slot that may already run a later item, and is skipped).
+//! `seqs[slot]` is the input position of the item in `slot`, so a finishing slot finds its entry in
+//! O(1): `seqs[slot] - base`.
+//!
+//! Invariants (between calls, for a window that is on):
+//! - `outputs.len()` is the engine's ordered queue length, entry for entry;
+//! - `base` is the input position of the queue's front, `next` the position of the next item;
+//! - `held` counts the `Some` entries of `outputs`, and never exceeds `cap`.
+
+use std::collections::VecDeque;
+
+/// See the module docs. A window of 0 (`cap == 0`) is off and costs one branch per finished item.
+#[derive(Debug)]
+pub(crate) struct Window<O> {
+    cap: usize,
+    held: usize,
+    outputs: VecDeque<Option<O>>,
+    seqs: Vec<usize>,
+    base: usize,
+    next: usize,
+}
+
+impl<O> Window<O> {
+    pub(crate) fn new(cap: usize) -> Self {
+        Window {
+            cap,
+            held: 0,
+            outputs: VecDeque::new(),
+            seqs: Vec::new(),
+            base: 0,
+            next: 0,
+        }
+    }
+
+    /// Whether the window is on (its size is not 0).
+    #[inline]
+    pub(crate) fn is_on(&self) -> bool {
+        self.cap != 0
+    }
+
+    /// Finished outputs held in the window.
+    #[inline]
+    pub(crate) fn held(&self) -> usize {
+        self.held
+    }
+
+    /// A new item starts in `slot`, at the back of the ordered queue.
+    pub(crate) fn start(&mut self, slot: usize) {
+        if slot >= self.seqs.len() {
+            self.seqs.resize(slot + 1, 0);
+        }
+        self.seqs[slot] = self.next;
+        self.next += 1;
+        self.outputs.push_back(None);
+    }
+
+    /// The item in `slot` finished with `output`: into the window if it has room (the slot is then
+    /// free), else back to the caller, to wait in its slot.
+    pub(crate) fn hold(&mut self, slot: usize, output: O) -> Result<(), O> {
+        if self.held == self.cap {
+            return Err(output);
+        }
+        let entry = &mut self.outputs[self.seqs[slot] - self.base];
+        debug_assert!(entry.is_none(), "one output per item");
+        *entry = Some(output);
+        self.held += 1;
+        Ok(())
+    }
+
+    /// The front item's output, if it waits in the window (its queue entry is then popped by the
+    /// caller too).
+    #[inline]
+    pub(crate) fn take_front(&mut self) -> Option<O> {
+        let output = self.outputs.front_mut()?.take()?;
+        self.outputs.pop_front();
+        self.base += 1;
+        self.held -= 1;
+        Some(output)
+    }
+
+    /// The front item was yielded from its slot.
+    #[inline]
+    pub(crate) fn pop_front(&mut self) {
+        debug_assert!(matches!(self.outputs.front(), Some(None)));
+        self.outputs.pop_front();
+        self.base += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_wait_at_their_position_and_come_out_in_order() {
+        let mut window = Window::new(2);
+        for slot in 0..3 {
+            window.start(slot);
+        }
+        assert_eq!(window.hold(2, "c"), Ok(()));
+        assert_eq!(window.hold(1, "b"), Ok(()));
+        assert_eq!(
+            window.hold(0, "a"),
+            Err("a"),
+            "full: the output stays in its slot"
+        );
+        assert_eq!(window.take_front(), None, "the front is not in the window");
+        window.pop_front(); // the front came out of its slot
+        assert_eq!(window.take_front(), Some("b"));
+        window.start(1); // slot 1 takes the next item, at position 3
+        assert_eq!(window.take_front(), Some("c"));
+        assert_eq!(window.held(), 0);
+        assert_eq!(window.hold(1, "d"), Ok(()));
+        assert_eq!(window.take_front(), Some("d"));
+        assert_eq!(window.take_front(), None);
+    }
+
+    #[test]
+    fn a_window_of_zero_is_off() {
+        let mut window = Window::<u8>::new(0);
+        assert!(!window.is_on());
+        window.start(0);
+        assert_eq!(window.hold(0, 1), Err(1));
+    }
+}
