@@ -1,6 +1,6 @@
 //! The slot arena: pinned in-flight futures, one waker per slot, and the ready set.
 //!
-//! Slots live in chunks (`Box<[Slot]>`) that are allocated lazily and never move or shrink while the
+//! Slots live in chunks (`Pin<Box<[Slot]>>`) that are allocated lazily and never move or shrink while the
 //! arena lives: chunk 0 holds `min(limit, FIRST_CHUNK)` slots, chunk `k >= 1` holds
 //! `FIRST_CHUNK << (k - 1)`, so the whole arena never holds more than twice the slots in use, and
 //! `lane(usize::MAX)` allocates nothing until an item arrives. A slot is reused for item after item.
@@ -18,13 +18,21 @@
 //! `QUEUED` bit of [`Signal::word`]) keeps a slot on the stack at most once, so a burst of wake-ups
 //! costs one push.
 //!
+//! No wake-up is lost, whatever way a future registers its waker (once at its first poll and never
+//! again is allowed by the `Future` contract): every write of a signal's word is a read-modify-write
+//! and the consumer clears `QUEUED` with an acquiring swap before it polls the slot, so that poll
+//! sees everything the waking side did before any wake-up that found the flag still set. The
+//! consumer's sleep is a value of the stack's head ([`ASLEEP`]), so the push that ends it knows so
+//! from the same read-modify-write. The `loom_model` tests at the bottom check the protocol.
+//!
 //! A waker may fire after its slot was refilled with a later item: the new future then gets one
 //! spurious poll, which every future must tolerate. A waker that outlives the arena keeps its block
 //! (and through it the shared state) alive and pushes into a stack that nobody reads any more; it
 //! never touches a slot, so the futures and outputs are dropped with the arena as usual.
 //!
-//! Unsafe code, all in this file: pinning a future in its slot (the alternative, a `Box` per slot,
-//! costs a pointer chase per poll and scatters the slots in memory), and the waker's vtable (the
+//! Unsafe code, all in this file: indexing a pinned chunk (`Pin<&mut Slot>` out of
+//! `Pin<Box<[Slot]>>`; the projections from there are pin-project-lite's; the alternative, a `Box`
+//! per slot, costs a pointer chase per poll and scatters the slots in memory), and the waker's vtable (the
 //! alternative, an `Arc` per slot through `std::task::Wake`, costs a 48-byte allocation and a
 //! 24-byte `Waker` + `Arc` per slot, which at 10,000 in flight no longer fit in the L2 cache; see
 //! BENCHMARKS.md).
