@@ -7,8 +7,8 @@ use std::time::Duration;
 use futures_core::Stream;
 
 use crate::engine::{Engine, Mode, Timers};
-use crate::mode::{Identity, MapFn, Once, Plain, Retrying, Task, Timed};
-use crate::progress::{Progress, Report, Silent};
+use crate::mode::{Identity, Maker, MapFn, Once, Plain, Retrying, Runs, Takes, Task, Timed};
+use crate::progress::{Progress, Report, Reporter, Silent};
 use crate::rate::Rate;
 use crate::time::Clock;
 use crate::{Backoff, Error, LaneStream, MapAsync, Run};
@@ -511,25 +511,24 @@ impl<St, P, G> Lane<St, P, G> {
         St: Stream,
         F: FnMut(St::Item) -> Fut,
         Fut: Future,
-        Task<MapFn<F, St::Item>, P, G>: Mode<Item = St::Item>,
+        P: Takes<St::Item> + Runs<Fut::Output>,
+        G: Reporter,
     {
-        let (stream, engine) = self.map_mode(MapFn::new(f));
+        let (stream, engine) = self.map_mode(MapFn::new::<P>(f));
         LaneStream::new(stream, engine)
     }
 
     /// Builds the engine for this lane's configuration, with `maker` making each attempt.
     fn map_mode<Mk>(self, maker: Mk) -> (St, Engine<Task<Mk, P, G>>)
     where
+        Mk: Maker,
+        P: Runs<<Mk::Fut as Future>::Output>,
         Task<Mk, P, G>: Mode,
     {
         let config = self.config;
         let rate = config.rate();
         let timers = Timers::new(config.timeout, config.clock);
-        let mode = Task {
-            maker,
-            policy: config.policy,
-            progress: self.progress,
-        };
+        let mode = Task::new(maker, config.policy, self.progress);
         let engine = Engine::new(mode, config.limit, config.ordered, timers, rate);
         (self.stream, engine)
     }
@@ -562,8 +561,8 @@ impl<St, P, G> Lane<St, P, G> {
     where
         St: Stream,
         St::Item: Future,
-        P: Once,
-        Task<Identity<St::Item>, P, G>: Mode<Item = St::Item>,
+        P: Once + Runs<<St::Item as Future>::Output>,
+        G: Reporter,
     {
         let (stream, engine) = self.map_mode(Identity::new());
         LaneStream::new(stream, engine)
