@@ -98,6 +98,10 @@ fn a_retrying_timed_lane_with_a_str_error_spawns() {
     assert_eq!(out[0], Ok(0));
     let err = out[1].as_ref().unwrap_err();
     assert_eq!((err.inner(), err.attempts()), (Some(&"HTTP status 503"), 4));
+    assert_eq!(
+        format!("{err:#}"),
+        "task failed after 4 attempts: HTTP status 503"
+    );
     assert_eq!(out[2..], [Ok(20), Ok(30), Ok(40)]);
     assert_eq!(attempts(&calls), [1, 4, 2, 2, 1]);
 }
@@ -132,6 +136,10 @@ fn a_retrying_timed_lane_with_a_boxed_error_spawns() {
     assert_eq!(err.attempts(), 4);
     let inner = err.inner().expect("a task error, not a timeout");
     assert!(inner.downcast_ref::<std::io::Error>().is_some());
+    assert_eq!(
+        format!("{err:#}"),
+        "task failed after 4 attempts: disk full"
+    );
     let rest: Vec<usize> = out[2..].iter().map(|o| *o.as_ref().unwrap()).collect();
     assert_eq!(rest, [20, 30, 40]);
     assert_eq!(attempts(&calls), [1, 4, 2, 2, 1]);
