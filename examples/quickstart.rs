@@ -12,14 +12,34 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use tasklane::{prelude::*, Backoff};
 
-/// What our stand-in server does wrong.
+/// What our stand-in server does wrong, and to which item.
 #[derive(Debug)]
 enum FetchError {
     /// Fails once, works when asked again.
-    Unavailable,
+    Unavailable { id: u64 },
     /// Never works.
-    NotFound,
+    NotFound { id: u64 },
 }
+
+impl FetchError {
+    /// The item the request was for.
+    fn id(&self) -> u64 {
+        match self {
+            FetchError::Unavailable { id } | FetchError::NotFound { id } => *id,
+        }
+    }
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Unavailable { .. } => f.write_str("HTTP status 503 (service unavailable)"),
+            FetchError::NotFound { .. } => f.write_str("HTTP status 404 (not found)"),
+        }
+    }
+}
+
+impl std::error::Error for FetchError {}
 
 /// The shared state of the demo: concurrency gauge and which items already failed once.
 struct Server {
@@ -52,8 +72,8 @@ impl Server {
         };
         futures_timer::Delay::new(Duration::from_millis(ms)).await;
         match id {
-            _ if id % 13 == 12 => Err(FetchError::NotFound),
-            _ if id % 5 == 4 && first_try => Err(FetchError::Unavailable),
+            _ if id % 13 == 12 => Err(FetchError::NotFound { id }),
+            _ if id % 5 == 4 && first_try => Err(FetchError::Unavailable { id }),
             _ => Ok((id as usize * 7919) % 10_000),
         }
     }
@@ -74,7 +94,7 @@ fn main() {
             .lane(8)
             .retry(2)
             .backoff(Backoff::exponential(Duration::from_millis(20)))
-            .retry_if(|e| !matches!(e.inner(), Some(FetchError::NotFound)))
+            .retry_if(|e| !matches!(e.inner(), Some(FetchError::NotFound { .. })))
             .timeout(Duration::from_millis(300))
             .map_async(|id| {
                 let server = &server;
@@ -88,9 +108,17 @@ fn main() {
                     ok += 1;
                     println!("  {at:>6.1?} item {id:>2}: {bytes} bytes");
                 }
-                Err(e) => {
+                Err(err) => {
                     failed += 1;
-                    println!("  {at:>6.1?} {e} ({:?})", e.inner());
+                    // `{err:#}` is the failure and its cause: "task failed after 1 attempt: HTTP
+                    // status 404 (not found)". A timeout carries no error of the task's, so
+                    // nothing in it names the item.
+                    match err.inner() {
+                        Some(cause) => {
+                            println!("  {at:>6.1?} item {:>2} failed: {err:#}", cause.id())
+                        }
+                        None => println!("  {at:>6.1?} an item failed: {err:#}"),
+                    }
                 }
             }
         }
@@ -109,7 +137,10 @@ fn main() {
             .await;
         println!("\nthe first 10 again, at most 4 at once, no retry, in input order:");
         for (id, outcome) in in_order.iter().enumerate() {
-            println!("  item {id}: {outcome:?}");
+            match outcome {
+                Ok(bytes) => println!("  item {id}: {bytes} bytes"),
+                Err(cause) => println!("  item {id} failed: {cause}"),
+            }
         }
     });
 }

@@ -8,6 +8,76 @@ use std::fmt;
 /// It tells apart the task's own error `E` (the last attempt's, unchanged) and a timeout of the last
 /// attempt, and says how many attempts were made in all.
 ///
+/// # Display
+///
+/// `{}` is a lowercase phrase, `task failed after 4 attempts` or `task timed out after 1 attempt`,
+/// without the task's own error: that is the error's [`source`](std::error::Error::source) (when
+/// `E` is a `std::error::Error`), and by the std convention a `Display` does not repeat its source,
+/// so that a reporter walking `source()` prints each cause once.
+///
+/// The alternate form `{:#}` prints the cause too: after `": "`, the task's error, itself formatted
+/// with `{:#}`, so that an error whose alternate form prints its own causes (another
+/// `tasklane::Error`, as when a task runs a lane of its own, or `anyhow::Error`) prints its whole
+/// chain, each link separated by `": "`. A timeout has no cause: its `{:#}` is its `{}`.
+///
+/// ```
+/// use futures::StreamExt;
+/// use tasklane::{prelude::*, Backoff};
+///
+/// # futures::executor::block_on(async {
+/// let mut out = [()]
+///     .lane(1)
+///     .retry(3)
+///     .backoff(Backoff::constant(std::time::Duration::ZERO))
+///     .map_async(|()| async { Err::<(), _>(std::io::Error::other("HTTP status 503")) });
+/// let err = out.next().await.unwrap().unwrap_err();
+/// assert_eq!(format!("{err}"), "task failed after 4 attempts");
+/// assert_eq!(format!("{err:#}"), "task failed after 4 attempts: HTTP status 503");
+/// // The cause, the std way:
+/// let source = std::error::Error::source(&err).unwrap();
+/// assert_eq!(source.to_string(), "HTTP status 503");
+/// # });
+/// ```
+///
+/// `Display` needs `E: Display`. The sources of a `std::error::Error` `E` itself are not walked by
+/// `{:#}` (that would need `E: std::error::Error`, which `&str`, `String` and
+/// `Box<dyn Error + Send + Sync>` are not, and Rust cannot choose between the two): walk them from
+/// [`source`](std::error::Error::source), or print them in the alternate form of your error type.
+///
+/// ```
+/// use std::error::Error as _;
+/// # use futures::StreamExt;
+/// # use tasklane::prelude::*;
+/// # futures::executor::block_on(async {
+/// #[derive(Debug)]
+/// struct HttpError { status: u16, cause: std::io::Error }
+/// impl std::fmt::Display for HttpError {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         write!(f, "HTTP status {}", self.status)
+///     }
+/// }
+/// impl std::error::Error for HttpError {
+///     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+///         Some(&self.cause)
+///     }
+/// }
+///
+/// let mut out = [()].lane(1).timeout(std::time::Duration::from_secs(5)).map_async(|()| async {
+///     let cause = std::io::Error::other("connection reset");
+///     Err::<(), _>(HttpError { status: 503, cause })
+/// });
+/// let err = out.next().await.unwrap().unwrap_err();
+/// assert_eq!(format!("{err:#}"), "task failed after 1 attempt: HTTP status 503");
+/// let mut chain = err.to_string();
+/// let mut source = err.source();
+/// while let Some(cause) = source {
+///     chain = format!("{chain}: {cause}");
+///     source = cause.source();
+/// }
+/// assert_eq!(chain, "task failed after 1 attempt: HTTP status 503: connection reset");
+/// # });
+/// ```
+///
 /// # Examples
 ///
 /// ```
@@ -141,16 +211,21 @@ impl<E: fmt::Debug> fmt::Debug for Error<E> {
     }
 }
 
-impl<E> fmt::Display for Error<E> {
+impl<E: fmt::Display> fmt::Display for Error<E> {
     /// A lowercase phrase: the task's own error is the [`source`](std::error::Error::source), not
-    /// repeated here.
+    /// repeated here. The alternate form `{:#}` adds it, itself in its alternate form (see
+    /// [`Error`'s `# Display`](Error#display)).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = match self.kind {
             Kind::Task(_) => "task failed",
             Kind::Timeout => "task timed out",
         };
         let plural = if self.attempts == 1 { "" } else { "s" };
-        write!(f, "{what} after {} attempt{plural}", self.attempts)
+        write!(f, "{what} after {} attempt{plural}", self.attempts)?;
+        match &self.kind {
+            Kind::Task(e) if f.alternate() => write!(f, ": {e:#}"),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 use futures_core::Stream;
 
 use crate::engine::{Engine, Mode, Timers};
-use crate::mode::{Identity, MapFn, Once, Plain, Retrying, Task, Timed};
-use crate::progress::{Progress, Report, Silent};
+use crate::mode::{Identity, Maker, MapFn, Once, Plain, Retrying, Runs, Takes, Task, Timed};
+use crate::progress::{Progress, Report, Reporter, Silent};
 use crate::rate::Rate;
 use crate::time::Clock;
 use crate::{Backoff, Error, LaneStream, MapAsync, Run};
@@ -574,25 +574,24 @@ impl<St, P, G> Lane<St, P, G> {
         St: Stream,
         F: FnMut(St::Item) -> Fut,
         Fut: Future,
-        Task<MapFn<F, St::Item>, P, G>: Mode<Item = St::Item>,
+        P: Takes<St::Item> + Runs<Fut::Output>,
+        G: Reporter,
     {
-        let (stream, engine) = self.map_mode(MapFn::new(f));
+        let (stream, engine) = self.map_mode(MapFn::new::<P>(f));
         LaneStream::new(stream, engine)
     }
 
     /// Builds the engine for this lane's configuration, with `maker` making each attempt.
     fn map_mode<Mk>(self, maker: Mk) -> (St, Engine<Task<Mk, P, G>>)
     where
+        Mk: Maker,
+        P: Runs<<Mk::Fut as Future>::Output>,
         Task<Mk, P, G>: Mode,
     {
         let config = self.config;
         let rate = config.rate();
         let timers = Timers::new(config.timeout, config.clock);
-        let mode = Task {
-            maker,
-            policy: config.policy,
-            progress: self.progress,
-        };
+        let mode = Task::new(maker, config.policy, self.progress);
         let engine = Engine::new(
             mode,
             config.limit,
@@ -632,8 +631,8 @@ impl<St, P, G> Lane<St, P, G> {
     where
         St: Stream,
         St::Item: Future,
-        P: Once,
-        Task<Identity<St::Item>, P, G>: Mode<Item = St::Item>,
+        P: Once + Runs<<St::Item as Future>::Output>,
+        G: Reporter,
     {
         let (stream, engine) = self.map_mode(Identity::new());
         LaneStream::new(stream, engine)
@@ -657,6 +656,32 @@ impl<St, G> Lane<St, Plain, G> {
     /// long as they block. With a `ManualClock` (feature `test-util`) every attempt reads the clock
     /// as it starts, so its deadline is exactly its start plus `timeout`, whatever its first poll
     /// (or another attempt's) does to the clock.
+    ///
+    /// # Type inference
+    ///
+    /// The lane's error type `E` is fixed by the first thing that names it (see
+    /// [`retry_if`](Lane::retry_if) (`# Type inference`)), usually the futures' `Result<U, E>`. Futures
+    /// that only ever return `Ok` do not name it: `async move { Ok(x) }` alone fails with
+    /// `error[E0282]: type annotations needed` at `timeout`, "cannot infer type of the type
+    /// parameter `E` declared on the method `timeout`". Name it in one place: `timeout::<E>(d)`,
+    /// `Ok::<_, E>(x)`, or the type the outputs are collected into.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futures::{StreamExt, TryStreamExt};
+    /// use tasklane::prelude::*;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let d = Duration::from_secs(5);
+    /// let a: Vec<u8> = [1u8].lane(1).timeout::<std::io::Error>(d)
+    ///     .map_async(|x| async move { Ok(x) }).try_collect().await.unwrap();
+    /// let b: Vec<u8> = [2u8].lane(1).timeout(d)
+    ///     .map_async(|x| async move { Ok::<_, std::io::Error>(x) }).try_collect().await.unwrap();
+    /// let c: Vec<Result<u8, tasklane::Error<std::io::Error>>> = [3u8].lane(1).timeout(d)
+    ///     .map_async(|x| async move { Ok(x) }).collect().await;
+    /// assert_eq!((a, b, c.len()), (vec![1], vec![2], 1));
+    /// # });
+    /// ```
     ///
     /// # Panics
     ///
@@ -696,7 +721,9 @@ impl<St, G> Lane<St, Plain, G> {
     /// last attempt's error and the number of attempts. Each attempt calls `f(item.clone())`, so the
     /// items must be `Clone` (see the recipe in [`Lane`]). The default back-off is exponential from
     /// 100 ms, factor 2, capped at 30 s, with full jitter ([`backoff`](Lane::backoff) changes it); every
-    /// failure is retried, timeouts included ([`retry_if`](Lane::retry_if) changes that).
+    /// failure is retried, timeouts included ([`retry_if`](Lane::retry_if) changes that). `E` is the
+    /// futures' error type, usually inferred from them (see `# Type inference` on
+    /// [`retry_if`](Lane::retry_if) for when to name it).
     ///
     /// The attempt count is a `u32`, so `retry(u32::MAX)` makes at most `u32::MAX` attempts (one
     /// fewer than `retries + 1`); every other value makes at most `retries + 1`. Retries whose
@@ -811,6 +838,55 @@ impl<St, E, R, H, G> Lane<St, Retrying<E, R, H>, G> {
     /// The predicate sees the failure as an [`Error`], by reference: `is_timeout()`, `inner()` and
     /// `attempts()` tell what happened. A failure it rejects is the item's final outcome.
     ///
+    /// # Type inference
+    ///
+    /// The lane's error type `E` is fixed by the first thing that names it: `retry::<E>(n)` or
+    /// `timeout::<E>(d)`, a `retry_if` or `retry_after` closure, the futures of
+    /// [`map_async`](Lane::map_async), or the type the outputs are collected into. The futures come
+    /// after `retry_if`, so while its closure is checked `E` is often still unknown. That is fine
+    /// for everything but a method call or a field of the error (Rust must know a type to find its
+    /// methods): `Error`'s own methods, patterns (`matches!(e.inner(), Some(MyError::Busy))`),
+    /// operators (`*status >= 500`) and functions of a known type (`e.inner().is_some_and(is_transient)`
+    /// with `fn is_transient(e: &MyError) -> bool`) all infer. A method of `E`,
+    /// `e.inner().is_some_and(|h| h.retryable())`, fails with `error[E0282]: type annotations
+    /// needed for &_`, pointing at `h`; name the type on the closure's parameter, or at `retry`:
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use tasklane::{prelude::*, Error};
+    ///
+    /// #[derive(Debug)]
+    /// struct HttpError(u16);
+    /// impl HttpError {
+    ///     fn retryable(&self) -> bool { self.0 >= 500 }
+    /// }
+    ///
+    /// # futures::executor::block_on(async {
+    /// let annotated: Vec<_> = [404u16]
+    ///     .lane(1)
+    ///     .retry(5)
+    ///     .retry_if(|e: &Error<HttpError>| e.inner().is_some_and(|h| h.retryable()))
+    ///     .map_async(|status| async move { Err::<(), _>(HttpError(status)) })
+    ///     .collect()
+    ///     .await;
+    /// let named: Vec<_> = [404u16]
+    ///     .lane(1)
+    ///     .retry::<HttpError>(5)
+    ///     .retry_if(|e| e.inner().is_some_and(|h| h.retryable()))
+    ///     .map_async(|status| async move { Err::<(), _>(HttpError(status)) })
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(annotated[0].as_ref().unwrap_err().attempts(), 1); // a 404 is not retried
+    /// assert_eq!(named[0].as_ref().unwrap_err().attempts(), 1);
+    /// # });
+    /// ```
+    ///
+    /// If the futures then fail with another error type than the one named, the error is at
+    /// `map_async`: `error[E0271]: expected {async block} to be a future that resolves to
+    /// Result<_, HttpError>, but it resolves to Result<(), String>`.
+    ///
+    /// # Examples
+    ///
     /// ```
     /// use futures::StreamExt;
     /// use tasklane::prelude::*;
@@ -835,6 +911,58 @@ impl<St, E, R, H, G> Lane<St, Retrying<E, R, H>, G> {
 
     /// A delay that the error itself asks for (an HTTP `Retry-After`), used instead of the back-off
     /// for that retry, still capped by the back-off's `max_delay`. `None` falls back to the back-off.
+    ///
+    /// # Type inference
+    ///
+    /// As with [`retry_if`](Lane::retry_if) (`# Type inference`), the error type may still be unknown
+    /// when the closure is checked: a `match` on the error's variants infers it, a method call on
+    /// it (`|e| e.retry_after()`) fails with `error[E0282]: type annotations needed for &_`. Name
+    /// the type on the parameter, `|e: &HttpError|`, or at `retry::<HttpError>(n)`:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futures::StreamExt;
+    /// use tasklane::prelude::*;
+    ///
+    /// #[derive(Debug)]
+    /// enum HttpError {
+    ///     TooManyRequests { retry_after_ms: u64 },
+    ///     NotFound,
+    /// }
+    /// impl HttpError {
+    ///     fn retry_after(&self) -> Option<Duration> {
+    ///         match self {
+    ///             HttpError::TooManyRequests { retry_after_ms } => Some(Duration::from_millis(*retry_after_ms)),
+    ///             HttpError::NotFound => None,
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// # futures::executor::block_on(async {
+    /// let calls = std::cell::Cell::new(0);
+    /// let out: Vec<_> = [()]
+    ///     .lane(1)
+    ///     .retry(3)
+    ///     .retry_after(|e: &HttpError| e.retry_after()) // annotated: a method of `HttpError`
+    ///     .retry_if(|e| !matches!(e.inner(), Some(HttpError::NotFound))) // a pattern: infers
+    ///     .map_async(|()| {
+    ///         calls.set(calls.get() + 1);
+    ///         let n = calls.get();
+    ///         async move {
+    ///             match n {
+    ///                 1 => Err::<(), _>(HttpError::TooManyRequests { retry_after_ms: 1 }),
+    ///                 _ => Err(HttpError::NotFound),
+    ///             }
+    ///         }
+    ///     })
+    ///     .collect()
+    ///     .await;
+    /// let err: &tasklane::Error<HttpError> = out[0].as_ref().unwrap_err();
+    /// assert_eq!(err.attempts(), 2); // retried after 1 ms, then not retried
+    /// # });
+    /// ```
+    ///
+    /// # Examples
     ///
     /// ```
     /// use std::time::Duration;

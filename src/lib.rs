@@ -334,8 +334,13 @@
 //!
 //! Runs unchanged on tokio (current-thread and multi-thread), async-std, smol and
 //! `futures::executor`: the test suite runs the same scenarios on each. A lane is `Send` when its
-//! input, closure and futures are, so it can be spawned on a multi-threaded runtime; a task pool's
+//! input, closures and futures are, so it can be spawned on a multi-threaded runtime, also when its
+//! error type borrows (`Err("...")`, `Box<dyn Error + Send + Sync>`); a task pool's
 //! [`PoolDriver`](pool::PoolDriver) is always `Send` (jobs must be), so it can be spawned too.
+//! Items that borrow (`["a", "b"].lane(2)`, whose items are `&'static str`) are the exception, as
+//! with futures-util's `buffered`: a compiler limitation (rust-lang/rust#102211) rejects the spawn
+//! with "implementation of `FnOnce` is not general enough". Box the output stream first
+//! (`StreamExt::boxed`), or give the lane owned items.
 //!
 //! # Non-goals
 //!

@@ -7,6 +7,11 @@
 //! - [`Retrying`]: after [`retry`](crate::Lane::retry): the same items, up to `n + 1` attempts each.
 //!
 //! You rarely name these: they appear in the type of a `Lane` and of its [`LaneStream`](crate::LaneStream).
+//! The traits here are what compile errors name when a lane is given something it cannot run:
+//! [`Takes`] (a retrying lane's items must be `Clone`), [`Runs`] (a timed or retrying lane's futures
+//! must output `Result<_, E>`), [`Once`] (`run` cannot retry), and [`RetryIf`] and [`RetryAfter`],
+//! the bounds of a retrying lane's `retry_if` and `retry_after` (defaults [`RetryAlways`] and
+//! [`NoHint`]).
 //!
 //! ```
 //! use tasklane::mode::Plain;
@@ -62,26 +67,145 @@ pub struct Timed<E> {
 /// A lane with [`retry`](crate::Lane::retry): futures output `Result<U, E>`, each item gets up to
 /// `n + 1` attempts, the lane yields `Result<U, Error<E>>`.
 ///
-/// `R` decides whether a failure is retried ([`retry_if`](crate::Lane::retry_if)), `H` gives the
-/// delay that an error asks for ([`retry_after`](crate::Lane::retry_after)).
+/// `R` decides whether a failure is retried ([`retry_if`](crate::Lane::retry_if); default
+/// [`RetryAlways`]), `H` gives the delay that an error asks for
+/// ([`retry_after`](crate::Lane::retry_after); default [`NoHint`]).
 ///
 /// ```
 /// use futures::StreamExt;
+/// use tasklane::mode::{NoHint, RetryAlways, Retrying};
 /// use tasklane::prelude::*;
 /// # futures::executor::block_on(async {
-/// let lane = [1].lane(1).retry(2);
+/// let lane: tasklane::Lane<_, Retrying<(), RetryAlways, NoHint>> = [1].lane(1).retry(2);
 /// let out: Vec<Result<i32, tasklane::Error<()>>> =
 ///     lane.map_async(|x| async move { Ok(x) }).collect().await;
 /// assert_eq!(out, [Ok(1)]);
 /// # });
 /// ```
-pub struct Retrying<E, R = fn(&Error<E>) -> bool, H = fn(&E) -> Option<Duration>> {
+pub struct Retrying<E, R = RetryAlways, H = NoHint> {
     pub(crate) retries: u32,
     pub(crate) backoff: Backoff,
     pub(crate) retry_if: R,
     pub(crate) retry_after: H,
     pub(crate) rng: Option<fastrand::Rng>,
     pub(crate) _error: PhantomData<fn() -> E>,
+}
+
+/// The default [`retry_if`](crate::Lane::retry_if) of a retrying lane: every failure is retried,
+/// timeouts included.
+///
+/// A named zero-sized type rather than a function pointer, so that it is a [`RetryIf<E>`] for every
+/// `E` at once (which is what lets a lane whose error type borrows, such as `&'static str`, be
+/// spawned).
+///
+/// ```
+/// use tasklane::mode::{RetryAlways, RetryIf};
+/// let mut always = RetryAlways;
+/// # let err = futures::executor::block_on(async {
+/// #     use futures::StreamExt;
+/// #     use tasklane::prelude::*;
+/// #     let mut out = [()].lane(1).timeout(std::time::Duration::from_secs(1))
+/// #         .map_async(|()| async { Err::<(), _>("no") });
+/// #     out.next().await.unwrap().unwrap_err()
+/// # });
+/// // `err` is a `tasklane::Error<&str>`
+/// assert!(always.retry_if(&err));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RetryAlways;
+
+/// The default [`retry_after`](crate::Lane::retry_after) of a retrying lane: no error asks for a
+/// delay of its own, so every retry waits for the back-off.
+///
+/// A named zero-sized type rather than a function pointer, so that it is a [`RetryAfter<E>`] for
+/// every `E` at once.
+///
+/// ```
+/// use tasklane::mode::{NoHint, RetryAfter};
+/// assert_eq!(NoHint.retry_after(&"503"), None);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NoHint;
+
+/// Decides whether a failure of a retrying lane is retried: the bound of its `R` (see
+/// [`retry_if`](crate::Lane::retry_if)).
+///
+/// Implemented for [`RetryAlways`] and for every `FnMut(&Error<E>) -> bool`; you rarely name it.
+///
+/// ```
+/// use tasklane::mode::RetryIf;
+/// fn decides<R: RetryIf<u16>>(_: &R) {}
+/// decides(&tasklane::mode::RetryAlways);
+/// decides(&|e: &tasklane::Error<u16>| e.inner().is_some_and(|status| *status >= 500));
+/// ```
+pub trait RetryIf<E> {
+    /// Whether to retry after `error` (when attempts are left).
+    ///
+    /// ```
+    /// use tasklane::mode::RetryIf;
+    /// let mut only_timeouts = |e: &tasklane::Error<String>| e.is_timeout();
+    /// # let err = futures::executor::block_on(async {
+    /// #     use futures::StreamExt;
+    /// #     use tasklane::prelude::*;
+    /// #     let mut out = [()].lane(1).timeout(std::time::Duration::from_secs(1))
+    /// #         .map_async(|()| async { Err::<(), _>("no".to_string()) });
+    /// #     out.next().await.unwrap().unwrap_err()
+    /// # });
+    /// assert!(!only_timeouts.retry_if(&err)); // `err` is not a timeout
+    /// ```
+    fn retry_if(&mut self, error: &Error<E>) -> bool;
+}
+
+impl<E> RetryIf<E> for RetryAlways {
+    #[inline]
+    fn retry_if(&mut self, _: &Error<E>) -> bool {
+        true
+    }
+}
+
+impl<E, F: FnMut(&Error<E>) -> bool> RetryIf<E> for F {
+    #[inline]
+    fn retry_if(&mut self, error: &Error<E>) -> bool {
+        self(error)
+    }
+}
+
+/// Gives the delay that an error asks for before its retry: the bound of a retrying lane's `H` (see
+/// [`retry_after`](crate::Lane::retry_after)).
+///
+/// Implemented for [`NoHint`] and for every `FnMut(&E) -> Option<Duration>`; you rarely name it.
+///
+/// ```
+/// use std::time::Duration;
+/// use tasklane::mode::RetryAfter;
+/// fn hints<H: RetryAfter<u64>>(_: &H) {}
+/// hints(&tasklane::mode::NoHint);
+/// hints(&|secs: &u64| Some(Duration::from_secs(*secs)));
+/// ```
+pub trait RetryAfter<E> {
+    /// The delay `error` asks for before the next attempt (`None`: the back-off's).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasklane::mode::RetryAfter;
+    /// let mut hint = |secs: &u64| Some(Duration::from_secs(*secs));
+    /// assert_eq!(hint.retry_after(&2), Some(Duration::from_secs(2)));
+    /// ```
+    fn retry_after(&mut self, error: &E) -> Option<Duration>;
+}
+
+impl<E> RetryAfter<E> for NoHint {
+    #[inline]
+    fn retry_after(&mut self, _: &E) -> Option<Duration> {
+        None
+    }
+}
+
+impl<E, F: FnMut(&E) -> Option<Duration>> RetryAfter<E> for F {
+    #[inline]
+    fn retry_after(&mut self, error: &E) -> Option<Duration> {
+        self(error)
+    }
 }
 
 impl<E> Timed<E> {
@@ -104,21 +228,13 @@ impl<E> fmt::Debug for Timed<E> {
     }
 }
 
-fn retry_always<E>(_: &Error<E>) -> bool {
-    true
-}
-
-fn no_hint<E>(_: &E) -> Option<Duration> {
-    None
-}
-
 impl<E> Retrying<E> {
     pub(crate) fn new(retries: u32) -> Self {
         Retrying {
             retries,
             backoff: Backoff::default(),
-            retry_if: retry_always::<E>,
-            retry_after: no_hint::<E>,
+            retry_if: RetryAlways,
+            retry_after: NoHint,
             rng: None,
             _error: PhantomData,
         }
@@ -173,6 +289,71 @@ impl<E, R, H> fmt::Debug for Retrying<E, R, H> {
     }
 }
 
+/// The items that a kind of lane can take: every type for [`Plain`] and [`Timed`]; `Clone` ones for
+/// [`Retrying`], which calls the function again with a clone of the item for each attempt. Sealed.
+///
+/// A bound of [`map_async`](crate::Lane::map_async): it is what a compile error names when the
+/// items of a retrying lane are not `Clone`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tasklane::mode::{Plain, Retrying, Takes};
+/// fn takes<P: Takes<T>, T>() {}
+/// struct Upload; // not Clone
+/// takes::<Plain, Upload>();
+/// takes::<Retrying<std::io::Error>, Arc<Upload>>();
+/// ```
+///
+/// ```compile_fail
+/// # use tasklane::mode::{Retrying, Takes};
+/// # fn takes<P: Takes<T>, T>() {}
+/// struct Upload; // not Clone
+/// takes::<Retrying<std::io::Error>, Upload>(); // a retrying lane needs `Clone` items
+/// ```
+pub trait Takes<T>: sealed::Clones<T> {}
+
+/// What a kind of lane makes of the attempts of an item whose futures output `O`: [`Plain`] yields
+/// `O` itself; [`Timed`] and [`Retrying`] take futures of `O = Result<U, E>` and yield
+/// `Result<U, Error<E>>`. Sealed.
+///
+/// This is the bound of [`Task`], and it holds whatever the lane's own error type: it is
+/// [`Runs`], a bound of the terminals, that checks that the futures' error type is the lane's.
+/// Keeping the two apart is what lets a lane whose error type borrows (`&'static str`,
+/// `Box<dyn Error + Send + Sync>`), and its `retry_if` and `retry_after` closures, be spawned: to
+/// prove that a future holding the lane is `Send`, the compiler proves this bound with each
+/// lifetime in the lane's type replaced by one of its own, which a bound tying the lane's error
+/// type to the futures' could not survive (rust-lang/rust#102211).
+///
+/// ```
+/// use tasklane::mode::{Plain, Retrying, Settles};
+/// fn settles<P: Settles<O>, O>() {}
+/// settles::<Plain, u8>();
+/// settles::<Retrying<&'static str>, Result<u8, &'static str>>();
+/// ```
+pub trait Settles<O>: sealed::Settles<O> {}
+
+/// The outputs that a kind of lane's futures can have: any for [`Plain`]; `Result<U, E>` for
+/// [`Timed<E>`] and [`Retrying<E, ..>`](Retrying), with `E` the lane's error type. Sealed.
+///
+/// A bound of [`map_async`](crate::Lane::map_async) and [`run`](crate::Lane::run): it is what a
+/// compile error names when a lane with `timeout` or `retry` is given futures that do not output a
+/// `Result`, or a `Result` with another error type than the lane's (see `# Type inference` on
+/// [`retry_if`](crate::Lane::retry_if)).
+///
+/// ```
+/// use tasklane::mode::{Plain, Runs, Timed};
+/// fn runs<P: Runs<O>, O>() {}
+/// runs::<Plain, u8>();
+/// runs::<Timed<std::io::Error>, Result<u8, std::io::Error>>();
+/// ```
+///
+/// ```compile_fail
+/// # use tasklane::mode::{Runs, Timed};
+/// # fn runs<P: Runs<O>, O>() {}
+/// runs::<Timed<std::io::Error>, u8>(); // a timed lane needs futures of `Result`
+/// ```
+pub trait Runs<O>: Settles<O> + sealed::Arms<O> {}
+
 /// Marks the kinds of lane that run each item once, so that [`run`](crate::Lane::run) (whose items
 /// are futures, which cannot be retried) exists only for them. Sealed.
 ///
@@ -185,10 +366,128 @@ pub trait Once: sealed::Sealed {}
 impl Once for Plain {}
 impl<E> Once for Timed<E> {}
 
+impl<T> Takes<T> for Plain {}
+impl<T, E> Takes<T> for Timed<E> {}
+impl<T: Clone, E, R, H> Takes<T> for Retrying<E, R, H> {}
+
+impl<O> Settles<O> for Plain {}
+impl<E0, U, E> Settles<Result<U, E>> for Timed<E0> {}
+impl<E0, R, H, U, E> Settles<Result<U, E>> for Retrying<E0, R, H> {}
+
+impl<O> Runs<O> for Plain {}
+impl<U, E> Runs<Result<U, E>> for Timed<E> {}
+impl<U, E, R: RetryIf<E>, H: RetryAfter<E>> Runs<Result<U, E>> for Retrying<E, R, H> {}
+
+/// What users of the traits above cannot name, implement or call.
 mod sealed {
+    use std::time::Duration;
+
+    use super::{Maker, Plain, Retrying, Timed};
+    use crate::engine::{Outcome, Settle, SlotMeta};
+    use crate::Error;
+
     pub trait Sealed {}
-    impl Sealed for super::Plain {}
-    impl<E> Sealed for super::Timed<E> {}
+    impl Sealed for Plain {}
+    impl<E> Sealed for Timed<E> {}
+
+    /// How a kind of lane clones an item for another attempt (`None`: it never retries).
+    pub trait Clones<T> {
+        const AGAIN: Option<fn(&T) -> T>;
+    }
+
+    impl<T> Clones<T> for Plain {
+        const AGAIN: Option<fn(&T) -> T> = None;
+    }
+
+    impl<T, E> Clones<T> for Timed<E> {
+        const AGAIN: Option<fn(&T) -> T> = None;
+    }
+
+    impl<T: Clone, E, R, H> Clones<T> for Retrying<E, R, H> {
+        const AGAIN: Option<fn(&T) -> T> = Some(T::clone);
+    }
+
+    /// An attempt maker that can make the item for another attempt from the one its slot kept.
+    pub trait Again: Maker {
+        /// A clone of `item`, for another attempt (only a retrying lane asks).
+        fn again(&self, item: &Self::Item) -> Self::Item;
+    }
+
+    /// What a kind of lane does with the attempts of an item, whose futures output `O`.
+    ///
+    /// NOTE: no impl ties a type of the lane (the `E` of `Timed<E>` or `Retrying<E, ..>`, or the
+    /// type of a `retry_if` closure, which names `E`) to a type in `O`. The error type is taken
+    /// from `O` alone; the lane's closures are called through [`Settles::Calls`], function
+    /// pointers made by [`Arms::calls`] at the terminal (`map_async`, `run`), whose `Runs` bound
+    /// checks that the two error types agree. A tie would break spawning: to prove that a future
+    /// holding the lane is `Send`, the compiler proves this trait with every lifetime in the
+    /// lane's type replaced by a lifetime of its own, so with an error type that borrows (`&'static
+    /// str`, `Box<dyn Error + Send + Sync>`), `Result<U, &'a str>` would have to be
+    /// `Result<U, &'b str>`, and a closure taking `&Error<&'a str>` would have to take
+    /// `&Error<&'b str>`: neither can be proven.
+    pub trait Settles<O> {
+        /// The lane's output per item.
+        type Output;
+        /// What a slot keeps of its item for the retries.
+        type Keep<T>;
+        /// The slot's data besides the future.
+        type Meta<T>: SlotMeta<Self::Keep<T>>;
+        /// How the lane calls its own closures, with the futures' error type.
+        type Calls;
+        /// The first attempt for an item.
+        fn start<Mk: Again>(
+            maker: &mut Mk,
+            item: Mk::Item,
+        ) -> (Option<Self::Keep<Mk::Item>>, Mk::Fut);
+        /// Another attempt for an item whose earlier attempt failed.
+        fn restart<Mk: Again>(maker: &mut Mk, keep: &Self::Keep<Mk::Item>) -> Mk::Fut;
+        /// Decides after attempt number `attempts` (1-based).
+        fn settle(
+            &mut self,
+            calls: &Self::Calls,
+            outcome: Outcome<O>,
+            attempts: u32,
+        ) -> Settle<Self::Output>;
+        /// The back-off in nanoseconds after `attempts` failed attempts.
+        fn backoff(&mut self, attempts: u32, prev: Option<u64>, hint: Option<Duration>) -> u64;
+        /// Whether an output counts as a success in progress snapshots.
+        fn succeeded(output: &Self::Output) -> bool;
+    }
+
+    /// Makes the [`Settles::Calls`] of a lane whose futures output `O`, where `O`'s error type is
+    /// known to be the lane's own.
+    pub trait Arms<O>: Settles<O> {
+        fn calls() -> Self::Calls;
+    }
+
+    /// A retrying lane's closures, as functions of the futures' error type `E`.
+    pub struct RetryCalls<R, H, E> {
+        pub(super) retry_if: fn(&mut R, &Error<E>) -> bool,
+        pub(super) retry_after: fn(&mut H, &E) -> Option<Duration>,
+    }
+
+    impl<R, H, E> std::fmt::Debug for RetryCalls<R, H, E> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("RetryCalls")
+        }
+    }
+
+    impl<O> Arms<O> for Plain {
+        fn calls() {}
+    }
+
+    impl<U, E> Arms<Result<U, E>> for Timed<E> {
+        fn calls() {}
+    }
+
+    impl<U, E, R: super::RetryIf<E>, H: super::RetryAfter<E>> Arms<Result<U, E>> for Retrying<E, R, H> {
+        fn calls() -> RetryCalls<R, H, E> {
+            RetryCalls {
+                retry_if: R::retry_if,
+                retry_after: H::retry_after,
+            }
+        }
+    }
 }
 
 /// Makes an item's attempt: [`MapFn`] calls the user's function, [`Identity`] runs the item itself.
@@ -216,7 +515,8 @@ pub trait Maker {
 /// ```
 pub struct MapFn<F, T> {
     f: F,
-    _item: PhantomData<fn(T)>,
+    /// Clones an item for another attempt (`None`: the lane never retries).
+    again: Option<fn(&T) -> T>,
 }
 
 impl<F, T> fmt::Debug for MapFn<F, T> {
@@ -232,10 +532,12 @@ impl<Fut> fmt::Debug for Identity<Fut> {
 }
 
 impl<F, T> MapFn<F, T> {
-    pub(crate) fn new(f: F) -> Self {
+    /// The maker of a lane of kind `P`: it clones items for another attempt the way `P` says
+    /// (which `P: Takes<T>` guarantees it can).
+    pub(crate) fn new<P: Takes<T>>(f: F) -> Self {
         MapFn {
             f,
-            _item: PhantomData,
+            again: <P as sealed::Clones<T>>::AGAIN,
         }
     }
 }
@@ -251,6 +553,20 @@ where
     #[inline]
     fn make(&mut self, item: T) -> Fut {
         (self.f)(item)
+    }
+}
+
+impl<F, T, Fut> sealed::Again for MapFn<F, T>
+where
+    F: FnMut(T) -> Fut,
+    Fut: Future,
+{
+    #[inline]
+    fn again(&self, item: &T) -> T {
+        match self.again {
+            Some(clone) => clone(item),
+            None => unreachable!("tasklane: only a retrying lane makes another attempt"),
+        }
     }
 }
 
@@ -281,6 +597,15 @@ impl<Fut: Future> Maker for Identity<Fut> {
     }
 }
 
+impl<Fut: Future> sealed::Again for Identity<Fut> {
+    fn again(&self, _: &Fut) -> Fut {
+        unreachable!("tasklane: `run` never retries")
+    }
+}
+
+/// The output of the attempts that `Mk` makes.
+type AttemptOf<Mk> = <<Mk as Maker>::Fut as Future>::Output;
+
 /// What a [`LaneStream`](crate::LaneStream) does per item: an attempt maker, a kind of lane, and what
 /// it does with its progress ([`progress`](crate::progress)).
 ///
@@ -289,13 +614,39 @@ impl<Fut: Future> Maker for Identity<Fut> {
 /// let stream = [1].lane(1).map_async(|x| async move { x });
 /// let _: &tasklane::LaneStream<_, tasklane::mode::Task<_, tasklane::mode::Plain>> = &stream;
 /// ```
-pub struct Task<Mk, P, G = Silent> {
+pub struct Task<Mk, P, G = Silent>
+where
+    Mk: Maker,
+    P: Settles<<Mk::Fut as Future>::Output>,
+{
     pub(crate) maker: Mk,
     pub(crate) policy: P,
     pub(crate) progress: G,
+    /// How the policy calls its closures (made by the terminal, see `sealed::Settles`).
+    pub(crate) calls: <P as sealed::Settles<AttemptOf<Mk>>>::Calls,
 }
 
-impl<Mk, P: fmt::Debug, G> fmt::Debug for Task<Mk, P, G> {
+impl<Mk, P, G> Task<Mk, P, G>
+where
+    Mk: Maker,
+    P: Runs<AttemptOf<Mk>>,
+{
+    /// The task of a lane whose futures' error type is known to be the lane's own.
+    pub(crate) fn new(maker: Mk, policy: P, progress: G) -> Self {
+        Task {
+            maker,
+            policy,
+            progress,
+            calls: <P as sealed::Arms<AttemptOf<Mk>>>::calls(),
+        }
+    }
+}
+
+impl<Mk, P, G> fmt::Debug for Task<Mk, P, G>
+where
+    Mk: Maker,
+    P: Settles<AttemptOf<Mk>> + fmt::Debug,
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Task")
             .field("policy", &self.policy)
@@ -303,7 +654,12 @@ impl<Mk, P: fmt::Debug, G> fmt::Debug for Task<Mk, P, G> {
     }
 }
 
-impl<Mk, P, G: Reporter> engine::Reports for Task<Mk, P, G> {
+impl<Mk, P, G> engine::Reports for Task<Mk, P, G>
+where
+    Mk: Maker,
+    P: Settles<AttemptOf<Mk>>,
+    G: Reporter,
+{
     const REPORTS: bool = G::ENABLED;
 
     #[inline]
@@ -312,24 +668,89 @@ impl<Mk, P, G: Reporter> engine::Reports for Task<Mk, P, G> {
     }
 }
 
-impl<Mk: Maker, G: Reporter> engine::Mode for Task<Mk, Plain, G> {
+/// What a [`LaneStream`](crate::LaneStream) `M` does per item, as the bounds of `LaneStream` and
+/// [`ForEachAsync`](crate::ForEachAsync) name it: implemented for every [`Task`] that
+/// [`map_async`](crate::Lane::map_async) and [`run`](crate::Lane::run) make. Sealed.
+///
+/// You need it only to write code generic over a lane's output stream; `M::Item` is the input item
+/// and `M::Output` the item that the stream yields.
+///
+/// ```
+/// use futures::{Stream, StreamExt};
+/// use tasklane::{mode::TaskMode, prelude::*, LaneStream};
+///
+/// async fn count<St, M>(lane: LaneStream<St, M>) -> usize
+/// where
+///     St: Stream,
+///     M: TaskMode<Item = St::Item>,
+/// {
+///     lane.count().await
+/// }
+/// # futures::executor::block_on(async {
+/// assert_eq!(count((0..5).lane(2).map_async(|x| async move { x })).await, 5);
+/// # });
+/// ```
+pub trait TaskMode: engine::Mode {}
+
+impl<M: engine::Mode> TaskMode for M {}
+
+/// Every lane's engine mode: the maker makes the attempts, the kind of lane settles them. Its only
+/// bounds hold whatever the lifetimes in the types (see `sealed::Settles`).
+impl<Mk, P, G> engine::Mode for Task<Mk, P, G>
+where
+    Mk: sealed::Again,
+    P: Settles<AttemptOf<Mk>>,
+    G: Reporter,
+{
     type Item = Mk::Item;
-    type Keep = ();
+    type Keep = <P as sealed::Settles<AttemptOf<Mk>>>::Keep<Mk::Item>;
     type Fut = Mk::Fut;
-    type Output = <Mk::Fut as Future>::Output;
-    type Meta = engine::Single;
+    type Output = <P as sealed::Settles<AttemptOf<Mk>>>::Output;
+    type Meta = <P as sealed::Settles<AttemptOf<Mk>>>::Meta<Mk::Item>;
 
     #[inline]
-    fn start(&mut self, item: Mk::Item) -> (Option<()>, Mk::Fut) {
-        (None, self.maker.make(item))
+    fn start(&mut self, item: Mk::Item) -> (Option<Self::Keep>, Mk::Fut) {
+        P::start(&mut self.maker, item)
     }
 
-    fn restart(&mut self, _: &()) -> Mk::Fut {
+    #[inline]
+    fn restart(&mut self, keep: &Self::Keep) -> Mk::Fut {
+        P::restart(&mut self.maker, keep)
+    }
+
+    #[inline]
+    fn settle(&mut self, outcome: Outcome<AttemptOf<Mk>>, attempts: u32) -> Settle<Self::Output> {
+        self.policy.settle(&self.calls, outcome, attempts)
+    }
+
+    #[inline]
+    fn backoff(&mut self, attempts: u32, prev: Option<u64>, hint: Option<Duration>) -> u64 {
+        self.policy.backoff(attempts, prev, hint)
+    }
+
+    #[inline]
+    fn succeeded(output: &Self::Output) -> bool {
+        P::succeeded(output)
+    }
+}
+
+impl<O> sealed::Settles<O> for Plain {
+    type Output = O;
+    type Keep<T> = ();
+    type Meta<T> = engine::Single;
+    type Calls = ();
+
+    #[inline]
+    fn start<Mk: sealed::Again>(maker: &mut Mk, item: Mk::Item) -> (Option<()>, Mk::Fut) {
+        (None, maker.make(item))
+    }
+
+    fn restart<Mk: sealed::Again>(_: &mut Mk, _: &()) -> Mk::Fut {
         unreachable!("tasklane: a plain lane never retries")
     }
 
     #[inline]
-    fn settle(&mut self, outcome: Outcome<Self::Output>, _: u32) -> Settle<Self::Output> {
+    fn settle(&mut self, _: &(), outcome: Outcome<O>, _: u32) -> Settle<O> {
         match outcome {
             Outcome::Finished(output) => Settle::Done(output),
             Outcome::TimedOut => unreachable!("tasklane: a plain lane has no timeout"),
@@ -342,34 +763,34 @@ impl<Mk: Maker, G: Reporter> engine::Mode for Task<Mk, Plain, G> {
 
     /// A plain lane's outputs are the user's own: each counts as a success.
     #[inline]
-    fn succeeded(_: &Self::Output) -> bool {
+    fn succeeded(_: &O) -> bool {
         true
     }
 }
 
-impl<Mk, U, E, G> engine::Mode for Task<Mk, Timed<E>, G>
-where
-    G: Reporter,
-    Mk: Maker,
-    Mk::Fut: Future<Output = Result<U, E>>,
-{
-    type Item = Mk::Item;
-    type Keep = ();
-    type Fut = Mk::Fut;
+// The lane's own error type `E0` is not tied to the futures' `E` (see `sealed::Settles`).
+impl<E0, U, E> sealed::Settles<Result<U, E>> for Timed<E0> {
     type Output = Result<U, Error<E>>;
-    type Meta = engine::Single;
+    type Keep<T> = ();
+    type Meta<T> = engine::Single;
+    type Calls = ();
 
     #[inline]
-    fn start(&mut self, item: Mk::Item) -> (Option<()>, Mk::Fut) {
-        (None, self.maker.make(item))
+    fn start<Mk: sealed::Again>(maker: &mut Mk, item: Mk::Item) -> (Option<()>, Mk::Fut) {
+        (None, maker.make(item))
     }
 
-    fn restart(&mut self, _: &()) -> Mk::Fut {
+    fn restart<Mk: sealed::Again>(_: &mut Mk, _: &()) -> Mk::Fut {
         unreachable!("tasklane: a lane without retry never retries")
     }
 
     #[inline]
-    fn settle(&mut self, outcome: Outcome<Result<U, E>>, attempts: u32) -> Settle<Self::Output> {
+    fn settle(
+        &mut self,
+        _: &(),
+        outcome: Outcome<Result<U, E>>,
+        attempts: u32,
+    ) -> Settle<Self::Output> {
         Settle::Done(match outcome {
             Outcome::Finished(Ok(value)) => Ok(value),
             Outcome::Finished(Err(e)) => Err(Error::task(e, attempts)),
@@ -387,55 +808,56 @@ where
     }
 }
 
-impl<Mk, U, E, R, H, G> engine::Mode for Task<Mk, Retrying<E, R, H>, G>
-where
-    G: Reporter,
-    Mk: Maker,
-    Mk::Item: Clone,
-    Mk::Fut: Future<Output = Result<U, E>>,
-    R: FnMut(&Error<E>) -> bool,
-    H: FnMut(&E) -> Option<Duration>,
-{
-    type Item = Mk::Item;
-    type Keep = Mk::Item;
-    type Fut = Mk::Fut;
+// The lane's own error type `E0` is not tied to the futures' `E`, and `R` and `H` are called through
+// `calls` (see `sealed::Settles`).
+impl<E0, R, H, U, E> sealed::Settles<Result<U, E>> for Retrying<E0, R, H> {
     type Output = Result<U, Error<E>>;
-    type Meta = engine::Retried<Mk::Item>;
+    type Keep<T> = T;
+    type Meta<T> = engine::Retried<T>;
+    type Calls = sealed::RetryCalls<R, H, E>;
 
     #[inline]
-    fn start(&mut self, item: Mk::Item) -> (Option<Mk::Item>, Mk::Fut) {
-        let fut = self.maker.make(item.clone());
+    fn start<Mk: sealed::Again>(maker: &mut Mk, item: Mk::Item) -> (Option<Mk::Item>, Mk::Fut) {
+        let fut = maker.make(maker.again(&item));
         (Some(item), fut)
     }
 
-    fn restart(&mut self, item: &Mk::Item) -> Mk::Fut {
-        self.maker.make(item.clone())
+    fn restart<Mk: sealed::Again>(maker: &mut Mk, item: &Mk::Item) -> Mk::Fut {
+        maker.make(maker.again(item))
     }
 
-    fn settle(&mut self, outcome: Outcome<Result<U, E>>, attempts: u32) -> Settle<Self::Output> {
+    fn settle(
+        &mut self,
+        calls: &Self::Calls,
+        outcome: Outcome<Result<U, E>>,
+        attempts: u32,
+    ) -> Settle<Self::Output> {
         let error = match outcome {
             Outcome::Finished(Ok(value)) => return Settle::Done(Ok(value)),
             Outcome::Finished(Err(e)) => Error::task(e, attempts),
             Outcome::TimedOut => Error::timeout(attempts),
         };
-        let policy = &mut self.policy;
         // NOTE: `attempts == u32::MAX` ends `retry(u32::MAX)`, whose `retries + 1` attempts a `u32`
         // count cannot hold: it makes `u32::MAX` attempts (documented on `retry`).
-        if attempts > policy.retries || attempts == u32::MAX || !(policy.retry_if)(&error) {
+        if attempts > self.retries
+            || attempts == u32::MAX
+            || !(calls.retry_if)(&mut self.retry_if, &error)
+        {
             return Settle::Done(Err(error));
         }
-        let hint = error.inner().and_then(|e| (policy.retry_after)(e));
+        let hint = error
+            .inner()
+            .and_then(|e| (calls.retry_after)(&mut self.retry_after, e));
         Settle::Retry { hint }
     }
 
     fn backoff(&mut self, attempts: u32, prev: Option<u64>, hint: Option<Duration>) -> u64 {
-        let policy = &mut self.policy;
-        let max = crate::backoff::nanos(policy.backoff.max_delay());
+        let max = crate::backoff::nanos(self.backoff.max_delay());
         if let Some(hint) = hint {
             return crate::backoff::nanos(hint).min(max);
         }
-        let backoff = &policy.backoff;
-        let rng = policy.rng.get_or_insert_with(|| backoff.rng());
+        let backoff = &self.backoff;
+        let rng = self.rng.get_or_insert_with(|| backoff.rng());
         backoff.next_nanos(attempts.saturating_sub(1), prev, rng)
     }
 
@@ -453,11 +875,11 @@ mod tests {
     type Retried = Task<MapFn<fn(u8) -> std::future::Ready<Result<(), ()>>, u8>, Retrying<()>>;
 
     fn retrying(retries: u32) -> Retried {
-        Task {
-            maker: MapFn::new(|_| std::future::ready(Err(()))),
-            policy: Retrying::new(retries),
-            progress: Silent,
-        }
+        Task::new(
+            MapFn::new::<Retrying<()>>(|_| std::future::ready(Err(()))),
+            Retrying::new(retries),
+            Silent,
+        )
     }
 
     /// `retry(u32::MAX)` cannot make `retries + 1` attempts (a `u32` count cannot hold them): it

@@ -269,7 +269,10 @@ impl<E, R, H> Policy<Retrying<E, R, H>> {
         self
     }
 
-    /// Decides whether a failure is retried. See [`Lane::retry_if`](crate::Lane::retry_if).
+    /// Decides whether a failure is retried. See [`Lane::retry_if`](crate::Lane::retry_if), whose
+    /// `# Type inference` applies here too: a policy is
+    /// often built before any future names its error type, so name it at `retry::<E>(n)` or on the
+    /// closure's parameter when the closure calls a method of `E`.
     ///
     /// ```
     /// use tasklane::Policy;

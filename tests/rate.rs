@@ -156,7 +156,13 @@ fn rl_04_the_panic_points_at_the_caller() {
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let hook_seen = std::sync::Arc::clone(&seen);
     let previous = std::panic::take_hook();
+    // The hook is process-wide: record only this thread's panics, not those that other tests of
+    // this binary make on purpose meanwhile.
+    let this_thread = std::thread::current().id();
     std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() != this_thread {
+            return;
+        }
         let location = info.location().unwrap();
         hook_seen
             .lock()

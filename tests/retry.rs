@@ -172,6 +172,84 @@ fn rt_02_error_keeps_the_task_error_as_its_source() {
     send_sync(&err);
 }
 
+/// Issue 16, item 3: `Display` is the phrase alone (the cause is the `source`), `{:#}` adds the cause.
+#[test]
+fn rt_02_alternate_display_adds_the_task_error() {
+    let clock = ManualClock::new();
+    let mut out = [()]
+        .lane(1)
+        .with_clock(&clock)
+        .retry(3)
+        .backoff(Backoff::constant(Duration::ZERO))
+        .map_async(|()| async { Err::<(), _>(std::io::Error::other("HTTP status 503")) });
+    let err = next_now(&mut out).unwrap_err();
+    assert_eq!(format!("{err}"), "task failed after 4 attempts");
+    assert_eq!(
+        format!("{err:#}"),
+        "task failed after 4 attempts: HTTP status 503"
+    );
+    let source = std::error::Error::source(&err).expect("the task's error is the source");
+    assert_eq!(source.to_string(), "HTTP status 503");
+}
+
+/// A timeout has no cause: `{:#}` is the phrase alone.
+#[test]
+fn rt_02_alternate_display_of_a_timeout_is_the_phrase() {
+    let clock = ManualClock::new();
+    let mut out = [()]
+        .lane(1)
+        .with_clock(&clock)
+        .retry(1)
+        .backoff(Backoff::constant(Duration::ZERO))
+        .timeout(ms(10))
+        .map_async(|()| futures::future::pending::<Result<(), std::io::Error>>());
+    assert_pending(&mut out);
+    clock.advance(ms(10));
+    assert_pending(&mut out);
+    clock.advance(ms(10));
+    let err = next_now(&mut out).unwrap_err();
+    assert!(err.is_timeout());
+    assert_eq!(format!("{err}"), "task timed out after 2 attempts");
+    assert_eq!(format!("{err:#}"), "task timed out after 2 attempts");
+    assert!(std::error::Error::source(&err).is_none());
+}
+
+/// The cause is itself formatted with `{:#}`, so a chain whose links print their own cause in their
+/// alternate form (here a task that runs a lane of its own) is printed whole, `": "` between links.
+#[test]
+fn rt_02_alternate_display_prints_a_nested_chain() {
+    let clock = ManualClock::new();
+    let inner_clock = clock.clone();
+    let mut out = [()]
+        .lane(1)
+        .with_clock(&clock)
+        .retry(1)
+        .backoff(Backoff::constant(Duration::ZERO))
+        .map_async(move |()| {
+            let mut inner = ["disk full"]
+                .lane(1)
+                .with_clock(&inner_clock)
+                .retry(2)
+                .backoff(Backoff::constant(Duration::ZERO))
+                .map_async(|cause| async move { Err::<(), _>(std::io::Error::other(cause)) });
+            async move { inner.next().await.unwrap() }
+        });
+    let err: Error<Error<std::io::Error>> = next_now(&mut out).unwrap_err();
+    assert_eq!(
+        format!("{err:#}"),
+        "task failed after 2 attempts: task failed after 3 attempts: disk full"
+    );
+    assert_eq!(format!("{err}"), "task failed after 2 attempts");
+    // The same chain, walked the std way through `source()`.
+    let mut chain = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        chain = format!("{chain}: {cause}");
+        source = cause.source();
+    }
+    assert_eq!(chain, format!("{err:#}"));
+}
+
 #[derive(Clone, Debug, PartialEq)]
 enum Failure {
     Key,

@@ -10,7 +10,7 @@ use futures_core::Stream;
 use pin_project_lite::pin_project;
 
 use super::LaneStream;
-use crate::engine::Mode;
+use crate::mode::TaskMode;
 
 /// Handler runs that one poll of [`ForEachAsync`] may start before it yields to the executor: with
 /// handlers and outputs that are always ready the loop would otherwise never return.
@@ -19,7 +19,7 @@ const BUDGET: u32 = 64;
 impl<St, M> LaneStream<St, M>
 where
     St: Stream,
-    M: Mode<Item = St::Item>,
+    M: TaskMode<Item = St::Item>,
 {
     /// Runs `g(output)` for each output of the lane, and keeps the lane's in-flight work running
     /// while `g`'s future awaits: the way out of the buffered-streams trap (see the
@@ -129,7 +129,7 @@ pin_project! {
     #[project = ForEachAsyncProj]
     pub struct ForEachAsync<St, M, G, Fut>
     where
-        M: Mode,
+        M: TaskMode,
     {
         #[pin]
         lane: LaneStream<St, M>,
@@ -147,7 +147,7 @@ pin_project! {
 impl<St, M, G, Fut> Future for ForEachAsync<St, M, G, Fut>
 where
     St: Stream,
-    M: Mode<Item = St::Item>,
+    M: TaskMode<Item = St::Item>,
     G: FnMut(M::Output) -> Fut,
     Fut: Future<Output = ()>,
 {
@@ -169,7 +169,7 @@ where
 impl<St, M, G, Fut> ForEachAsync<St, M, G, Fut>
 where
     St: Stream,
-    M: Mode<Item = St::Item>,
+    M: TaskMode<Item = St::Item>,
     G: FnMut(M::Output) -> Fut,
     Fut: Future<Output = ()>,
 {
@@ -211,7 +211,7 @@ where
 impl<St, M, G, Fut> FusedFuture for ForEachAsync<St, M, G, Fut>
 where
     St: Stream,
-    M: Mode<Item = St::Item>,
+    M: TaskMode<Item = St::Item>,
     G: FnMut(M::Output) -> Fut,
     Fut: Future<Output = ()>,
 {
@@ -220,7 +220,7 @@ where
     }
 }
 
-impl<St: fmt::Debug, M: Mode, G, Fut> fmt::Debug for ForEachAsync<St, M, G, Fut> {
+impl<St: fmt::Debug, M: TaskMode, G, Fut> fmt::Debug for ForEachAsync<St, M, G, Fut> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ForEachAsync")
             .field("lane", &self.lane)

@@ -7,8 +7,8 @@ use std::task::{Context, Poll};
 use futures_core::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
-use crate::engine::{Engine, Mode};
-use crate::mode::{Identity, MapFn, Plain, Task};
+use crate::engine::Engine;
+use crate::mode::{Identity, MapFn, Plain, Task, TaskMode};
 use crate::progress::Silent;
 
 mod for_each_async;
@@ -77,7 +77,7 @@ pin_project! {
     #[must_use = "streams do nothing unless polled"]
     pub struct LaneStream<St, M>
     where
-        M: Mode,
+        M: TaskMode,
     {
         #[pin]
         stream: St,
@@ -85,7 +85,7 @@ pin_project! {
     }
 }
 
-impl<St, M: Mode> LaneStream<St, M> {
+impl<St, M: TaskMode> LaneStream<St, M> {
     pub(crate) fn new(stream: St, engine: Engine<M>) -> Self {
         LaneStream { stream, engine }
     }
@@ -167,7 +167,7 @@ impl<St, M: Mode> LaneStream<St, M> {
 impl<St, M> Stream for LaneStream<St, M>
 where
     St: Stream,
-    M: Mode<Item = St::Item>,
+    M: TaskMode<Item = St::Item>,
 {
     type Item = M::Output;
 
@@ -183,7 +183,7 @@ where
 impl<St, M> LaneStream<St, M>
 where
     St: Stream,
-    M: Mode<Item = St::Item>,
+    M: TaskMode<Item = St::Item>,
 {
     /// Advances the lane, with or without taking an output out (see `Engine::poll_lane`).
     pub(crate) fn poll_lane(
@@ -218,7 +218,7 @@ fn poll_rate_limited<St, M>(
 ) -> Poll<Option<M::Output>>
 where
     St: Stream,
-    M: Mode<Item = St::Item>,
+    M: TaskMode<Item = St::Item>,
 {
     let polled = engine.poll_lane(cx, |cx| stream.as_mut().poll_next(cx), emit);
     if polled.is_pending() && engine.waits_for_permit_to_pull() && stream.size_hint().1 == Some(0) {
@@ -231,14 +231,14 @@ where
 impl<St, M> FusedStream for LaneStream<St, M>
 where
     St: Stream,
-    M: Mode<Item = St::Item>,
+    M: TaskMode<Item = St::Item>,
 {
     fn is_terminated(&self) -> bool {
         self.engine.is_terminated()
     }
 }
 
-impl<St: fmt::Debug, M: Mode> fmt::Debug for LaneStream<St, M> {
+impl<St: fmt::Debug, M: TaskMode> fmt::Debug for LaneStream<St, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LaneStream")
             .field("stream", &self.stream)
