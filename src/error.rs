@@ -103,6 +103,7 @@ use std::fmt;
 pub struct Error<E> {
     kind: Kind<E>,
     attempts: u32,
+    index: usize,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -112,18 +113,40 @@ enum Kind<E> {
 }
 
 impl<E> Error<E> {
-    pub(crate) fn task(error: E, attempts: u32) -> Self {
+    pub(crate) fn task(error: E, attempts: u32, index: usize) -> Self {
         Error {
             kind: Kind::Task(error),
             attempts,
+            index,
         }
     }
 
-    pub(crate) fn timeout(attempts: u32) -> Self {
+    pub(crate) fn timeout(attempts: u32, index: usize) -> Self {
         Error {
             kind: Kind::Timeout,
             attempts,
+            index,
         }
+    }
+
+    /// The failed item's position in the lane's input, counting from 0: in completion order, this
+    /// is how to tell which item an error belongs to (the [`indexed`](crate::LaneStream::indexed)
+    /// terminal gives every outcome its position).
+    ///
+    /// ```
+    /// # use tasklane::prelude::*;
+    /// # use futures::StreamExt;
+    /// # futures::executor::block_on(async {
+    /// let out: Vec<_> = ["a", "b", "c"].lane(3).timeout(std::time::Duration::from_secs(5))
+    ///     .map_async(|s| async move { if s == "b" { Err("bad") } else { Ok(s) } })
+    ///     .collect()
+    ///     .await;
+    /// let err = out.iter().find_map(|r| r.as_ref().err()).unwrap();
+    /// assert_eq!(err.index(), 1); // "b"
+    /// # });
+    /// ```
+    pub fn index(&self) -> usize {
+        self.index
     }
 
     /// How many attempts were made for the item, the failed last one included (at least 1).
@@ -201,11 +224,13 @@ impl<E: fmt::Debug> fmt::Debug for Error<E> {
                 .debug_struct("Error")
                 .field("task", e)
                 .field("attempts", &self.attempts)
+                .field("index", &self.index)
                 .finish(),
             Kind::Timeout => f
                 .debug_struct("Error")
                 .field("timeout", &true)
                 .field("attempts", &self.attempts)
+                .field("index", &self.index)
                 .finish(),
         }
     }

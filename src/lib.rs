@@ -385,4 +385,4 @@ pub use iter::Iter;
 pub use lane::Lane;
 pub use policy::Policy;
 pub use progress::Progress;
-pub use stream::{ForEachAsync, LaneStream, MapAsync, Run};
+pub use stream::{ForEachAsync, Indexed, LaneStream, MapAsync, Run};

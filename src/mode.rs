@@ -441,12 +441,13 @@ mod sealed {
         ) -> (Option<Self::Keep<Mk::Item>>, Mk::Fut);
         /// Another attempt for an item whose earlier attempt failed.
         fn restart<Mk: Again>(maker: &mut Mk, keep: &Self::Keep<Mk::Item>) -> Mk::Fut;
-        /// Decides after attempt number `attempts` (1-based).
+        /// Decides after attempt number `attempts` (1-based) of the item at input position `index`.
         fn settle(
             &mut self,
             calls: &Self::Calls,
             outcome: Outcome<O>,
             attempts: u32,
+            index: usize,
         ) -> Settle<Self::Output>;
         /// The back-off in nanoseconds after `attempts` failed attempts.
         fn backoff(&mut self, attempts: u32, prev: Option<u64>, hint: Option<Duration>) -> u64;
@@ -719,8 +720,13 @@ where
     }
 
     #[inline]
-    fn settle(&mut self, outcome: Outcome<AttemptOf<Mk>>, attempts: u32) -> Settle<Self::Output> {
-        self.policy.settle(&self.calls, outcome, attempts)
+    fn settle(
+        &mut self,
+        outcome: Outcome<AttemptOf<Mk>>,
+        attempts: u32,
+        index: usize,
+    ) -> Settle<Self::Output> {
+        self.policy.settle(&self.calls, outcome, attempts, index)
     }
 
     #[inline]
@@ -750,7 +756,7 @@ impl<O> sealed::Settles<O> for Plain {
     }
 
     #[inline]
-    fn settle(&mut self, _: &(), outcome: Outcome<O>, _: u32) -> Settle<O> {
+    fn settle(&mut self, _: &(), outcome: Outcome<O>, _: u32, _: usize) -> Settle<O> {
         match outcome {
             Outcome::Finished(output) => Settle::Done(output),
             Outcome::TimedOut => unreachable!("tasklane: a plain lane has no timeout"),
@@ -790,11 +796,12 @@ impl<E0, U, E> sealed::Settles<Result<U, E>> for Timed<E0> {
         _: &(),
         outcome: Outcome<Result<U, E>>,
         attempts: u32,
+        index: usize,
     ) -> Settle<Self::Output> {
         Settle::Done(match outcome {
             Outcome::Finished(Ok(value)) => Ok(value),
-            Outcome::Finished(Err(e)) => Err(Error::task(e, attempts)),
-            Outcome::TimedOut => Err(Error::timeout(attempts)),
+            Outcome::Finished(Err(e)) => Err(Error::task(e, attempts, index)),
+            Outcome::TimedOut => Err(Error::timeout(attempts, index)),
         })
     }
 
@@ -831,11 +838,12 @@ impl<E0, R, H, U, E> sealed::Settles<Result<U, E>> for Retrying<E0, R, H> {
         calls: &Self::Calls,
         outcome: Outcome<Result<U, E>>,
         attempts: u32,
+        index: usize,
     ) -> Settle<Self::Output> {
         let error = match outcome {
             Outcome::Finished(Ok(value)) => return Settle::Done(Ok(value)),
-            Outcome::Finished(Err(e)) => Error::task(e, attempts),
-            Outcome::TimedOut => Error::timeout(attempts),
+            Outcome::Finished(Err(e)) => Error::task(e, attempts, index),
+            Outcome::TimedOut => Error::timeout(attempts, index),
         };
         // NOTE: `attempts == u32::MAX` ends `retry(u32::MAX)`, whose `retries + 1` attempts a `u32`
         // count cannot hold: it makes `u32::MAX` attempts (documented on `retry`).
@@ -888,15 +896,16 @@ mod tests {
     fn retry_u32_max_stops_at_u32_max_attempts() {
         let mut task = retrying(u32::MAX);
         assert!(matches!(
-            task.settle(Outcome::Finished(Err(())), u32::MAX - 1),
+            task.settle(Outcome::Finished(Err(())), u32::MAX - 1, 0),
             Settle::Retry { .. }
         ));
-        match task.settle(Outcome::Finished(Err(())), u32::MAX) {
-            Settle::Done(Err(e)) => assert_eq!(e.attempts(), u32::MAX),
+        match task.settle(Outcome::Finished(Err(())), u32::MAX, 9) {
+            Settle::Done(Err(e)) => assert_eq!((e.attempts(), e.index()), (u32::MAX, 9)),
             other => panic!("expected the final error, got {other:?}"),
         }
         let mut meta = engine::Retried::<u8>::default();
-        meta.begin(Some(7));
+        meta.begin(Some(7), 3);
+        assert_eq!(meta.index(), 3);
         for _ in 0..3 {
             meta.next_attempt();
         }
@@ -912,11 +921,11 @@ mod tests {
         for retries in [0, 1, 5, u32::MAX - 1] {
             let mut task = retrying(retries);
             assert!(matches!(
-                task.settle(Outcome::Finished(Err(())), retries),
+                task.settle(Outcome::Finished(Err(())), retries, 0),
                 Settle::Retry { .. }
             ));
             assert!(matches!(
-                task.settle(Outcome::Finished(Err(())), retries + 1),
+                task.settle(Outcome::Finished(Err(())), retries + 1, 0),
                 Settle::Done(Err(_))
             ));
         }

@@ -1,9 +1,8 @@
 //! Per-attempt timeouts: SCENARIOS.md group F (TO-*).
 //!
 //! Everything runs on a `ManualClock`, polled by hand, except the real-time smoke test of TO-01. An
-//! attempt started at `t` times out once the clock reaches `t + timeout`: the lane stamps the
-//! deadlines of the attempts started in a `poll_next` call with one clock reading, at the end of
-//! that call, and the manual clock does not move during a call.
+//! attempt started at `t` times out once the clock reaches `t + timeout`: on a manual clock each
+//! attempt reads the clock as it starts (tests/adversarial.rs moves the clock inside first polls).
 //!
 //! TO-05 (the timeout does not cover the rate-limit wait) needs the rate limiter and is not here; its
 //! other half (the timeout does not cover the back-off) is `to_02_timeout_retries_after_the_backoff_and_covers_only_the_attempt`.

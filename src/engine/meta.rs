@@ -5,8 +5,11 @@
 /// The engine's per-slot data for one item, as a [`Mode`](super::Mode) chooses it.
 #[allow(unreachable_pub)] // reason: part of the sealed `Mode` trait, unnameable outside the crate
 pub trait SlotMeta<K>: Default {
-    /// A new item starts its first attempt; `keep` is what its retries need.
-    fn begin(&mut self, keep: Option<K>);
+    /// A new item, at input position `index`, starts its first attempt; `keep` is what its retries
+    /// need.
+    fn begin(&mut self, keep: Option<K>, index: usize);
+    /// The input position of the slot's item.
+    fn index(&self) -> usize;
     /// Attempts started for the item (1-based).
     fn attempts(&self) -> u32;
     /// The item is finished: let go of what it kept.
@@ -19,14 +22,24 @@ pub trait SlotMeta<K>: Default {
     fn next_attempt(&mut self) -> &K;
 }
 
-/// Nothing: the per-slot data of a lane that never retries (each item has exactly one attempt).
+/// The per-slot data of a lane that never retries (each item has exactly one attempt): only the
+/// item's input position (for `Error::index` and the indexed terminals).
 #[allow(unreachable_pub)] // reason: part of the sealed `Mode` trait, unnameable outside the crate
 #[derive(Debug, Default)]
-pub struct Single;
+pub struct Single {
+    index: usize,
+}
 
 impl SlotMeta<()> for Single {
     #[inline]
-    fn begin(&mut self, _: Option<()>) {}
+    fn begin(&mut self, _: Option<()>, index: usize) {
+        self.index = index;
+    }
+
+    #[inline]
+    fn index(&self) -> usize {
+        self.index
+    }
 
     #[inline]
     fn attempts(&self) -> u32 {
@@ -54,6 +67,8 @@ impl SlotMeta<()> for Single {
 #[derive(Debug)]
 pub struct Retried<K> {
     keep: Option<K>,
+    /// The item's input position.
+    index: usize,
     /// Attempts started for the slot's item.
     attempts: u32,
     /// The item's last back-off (for decorrelated jitter).
@@ -64,6 +79,7 @@ impl<K> Default for Retried<K> {
     fn default() -> Self {
         Retried {
             keep: None,
+            index: 0,
             attempts: 0,
             prev_delay: None,
         }
@@ -76,6 +92,7 @@ impl<K> Retried<K> {
     pub(crate) fn saturated(keep: K) -> Self {
         Retried {
             keep: Some(keep),
+            index: 0,
             attempts: u32::MAX,
             prev_delay: None,
         }
@@ -84,8 +101,9 @@ impl<K> Retried<K> {
 
 impl<K> SlotMeta<K> for Retried<K> {
     #[inline]
-    fn begin(&mut self, keep: Option<K>) {
+    fn begin(&mut self, keep: Option<K>, index: usize) {
         self.keep = keep;
+        self.index = index;
         self.attempts = 1;
         self.prev_delay = None;
     }
@@ -93,6 +111,11 @@ impl<K> SlotMeta<K> for Retried<K> {
     #[inline]
     fn attempts(&self) -> u32 {
         self.attempts
+    }
+
+    #[inline]
+    fn index(&self) -> usize {
+        self.index
     }
 
     #[inline]

@@ -84,10 +84,12 @@ pub trait Mode: Reports {
     /// Another attempt for an item whose earlier attempt failed.
     fn restart(&mut self, keep: &Self::Keep) -> Self::Fut;
     /// Decides after attempt number `attempts` (1-based).
+    /// `index` is the item's position in the input (0 for the first item pulled).
     fn settle(
         &mut self,
         outcome: Outcome<<Self::Fut as Future>::Output>,
         attempts: u32,
+        index: usize,
     ) -> Settle<Self::Output>;
     /// The back-off in nanoseconds after `attempts` failed attempts, given the item's previous delay
     /// and the error's own hint.
@@ -261,6 +263,8 @@ pub(crate) struct Engine<M: Mode> {
     counters: Counters,
     /// Polls of user futures left in this `poll_next` call (see [`BUDGET`]).
     budget: u32,
+    /// Items pulled from the input so far: the input position of the next one.
+    pulled: usize,
     /// The input returned `None`; it is never polled again.
     input_done: bool,
     /// `poll_next` returned `None`; it keeps returning `None`.
@@ -301,6 +305,7 @@ impl<M: Mode> Engine<M> {
             rate_woke: false,
             counters: Counters::default(),
             budget: BUDGET,
+            pulled: 0,
             input_done: false,
             terminated: false,
             poisoned: false,
@@ -370,7 +375,8 @@ impl<M: Mode> Engine<M> {
     /// Advances the lane. `pull` polls the input for its next item (it is called only while a slot
     /// is free, and never again after it returned `Ready(None)`).
     ///
-    /// With `emit` (`poll_next`), returns an output as soon as one may be yielded. Without it (for
+    /// With `emit` (`poll_next`), returns an output as soon as one may be yielded, with its item's
+    /// input position (0 for the first item pulled). Without it (for
     /// `for_each_async`, while its handler runs), yields nothing: finished outputs stay in their
     /// slots (which stay taken, so the limit holds), every other slot keeps being driven and free
     /// slots are filled; it returns `Ready(None)` once the lane has ended, `Pending` otherwise, with
@@ -388,7 +394,7 @@ impl<M: Mode> Engine<M> {
         cx: &mut Context<'_>,
         pull: P,
         emit: bool,
-    ) -> Poll<Option<M::Output>>
+    ) -> Poll<Option<(usize, M::Output)>>
     where
         P: FnMut(&mut Context<'_>) -> Poll<Option<M::Item>>,
     {
@@ -408,7 +414,7 @@ impl<M: Mode> Engine<M> {
         cx: &mut Context<'_>,
         mut pull: P,
         emit: bool,
-    ) -> Poll<Option<M::Output>>
+    ) -> Poll<Option<(usize, M::Output)>>
     where
         P: FnMut(&mut Context<'_>) -> Poll<Option<M::Item>>,
     {
@@ -655,7 +661,8 @@ impl<M: Mode> Engine<M> {
     #[inline]
     fn start(&mut self, index: usize, item: M::Item) {
         let (keep, fut) = self.mode.start(item);
-        self.arena.meta(index).begin(keep);
+        self.arena.meta(index).begin(keep, self.pulled);
+        self.pulled = self.pulled.wrapping_add(1);
         self.arena.fill(index, fut);
         if self.timers.exact {
             self.start_exact(index);
@@ -714,8 +721,9 @@ impl<M: Mode> Engine<M> {
     // instructions per item in timed and retrying lanes (callgrind).
     #[inline(always)]
     fn settle(&mut self, index: usize, outcome: Outcome<<M::Fut as Future>::Output>) -> bool {
-        let attempts = self.arena.meta(index).attempts();
-        match self.mode.settle(outcome, attempts) {
+        let meta = self.arena.meta(index);
+        let (attempts, position) = (meta.attempts(), meta.index());
+        match self.mode.settle(outcome, attempts, position) {
             Settle::Done(output) => {
                 self.arena.meta(index).finish();
                 let output = if self.window.is_on() {
@@ -895,17 +903,17 @@ impl<M: Mode> Engine<M> {
     /// Takes the next output, if one may be yielded now, and refills its slot from the input (polling
     /// the new attempt once) before handing the output back.
     #[inline]
-    fn emit<P>(&mut self, cx: &mut Context<'_>, pull: &mut P) -> Option<M::Output>
+    fn emit<P>(&mut self, cx: &mut Context<'_>, pull: &mut P) -> Option<(usize, M::Output)>
     where
         P: FnMut(&mut Context<'_>) -> Poll<Option<M::Item>>,
     {
         let (index, output) = if self.ordered {
             if self.window.is_on() {
-                if let Some(output) = self.window.take_front() {
+                if let Some((position, output)) = self.window.take_front() {
                     // Its slot was freed when the output moved into the window.
                     self.queue.pop_front();
                     self.report(&output);
-                    return Some(output);
+                    return Some((position, output));
                 }
             }
             let &front = self.queue.front()?;
@@ -924,13 +932,14 @@ impl<M: Mode> Engine<M> {
             )
         };
         self.occupied -= 1;
+        let position = self.arena.meta(index).index();
         if !self.input_done && self.may_pull() {
             match pull(cx) {
                 Poll::Ready(Some(item)) => {
                     self.take_permit();
                     self.start(index, item);
                     self.report(&output);
-                    return Some(output);
+                    return Some((position, output));
                 }
                 Poll::Ready(None) => self.input_done = true,
                 Poll::Pending => {}
@@ -938,7 +947,7 @@ impl<M: Mode> Engine<M> {
         }
         self.free.push(index);
         self.report(&output);
-        Some(output)
+        Some((position, output))
     }
 
     /// Hands the callback the snapshot for an outcome about to be yielded (reporting lanes only).

@@ -77,15 +77,16 @@ impl<O> Window<O> {
         Ok(())
     }
 
-    /// The front item's output, if it waits in the window (its queue entry is then popped by the
-    /// caller too).
+    /// The front item's input position and output, if its output waits in the window (its queue
+    /// entry is then popped by the caller too).
     #[inline]
-    pub(crate) fn take_front(&mut self) -> Option<O> {
+    pub(crate) fn take_front(&mut self) -> Option<(usize, O)> {
         let output = self.outputs.front_mut()?.take()?;
         self.outputs.pop_front();
+        let position = self.base;
         self.base += 1;
         self.held -= 1;
-        Some(output)
+        Some((position, output))
     }
 
     /// The front item was yielded from its slot.
@@ -116,12 +117,12 @@ mod tests {
         );
         assert_eq!(window.take_front(), None, "the front is not in the window");
         window.pop_front(); // the front came out of its slot
-        assert_eq!(window.take_front(), Some("b"));
+        assert_eq!(window.take_front(), Some((1, "b")));
         window.start(1); // slot 1 takes the next item, at position 3
-        assert_eq!(window.take_front(), Some("c"));
+        assert_eq!(window.take_front(), Some((2, "c")));
         assert_eq!(window.held(), 0);
         assert_eq!(window.hold(1, "d"), Ok(()));
-        assert_eq!(window.take_front(), Some("d"));
+        assert_eq!(window.take_front(), Some((3, "d")));
         assert_eq!(window.take_front(), None);
     }
 

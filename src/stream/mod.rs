@@ -186,11 +186,23 @@ where
     M: TaskMode<Item = St::Item>,
 {
     /// Advances the lane, with or without taking an output out (see `Engine::poll_lane`).
+    #[inline]
     pub(crate) fn poll_lane(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         emit: bool,
     ) -> Poll<Option<M::Output>> {
+        self.poll_lane_indexed(cx, emit)
+            .map(|next| next.map(|(_, output)| output))
+    }
+
+    /// [`LaneStream::poll_lane`], with each output's input position.
+    #[inline]
+    fn poll_lane_indexed(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        emit: bool,
+    ) -> Poll<Option<(usize, M::Output)>> {
         let this = self.project();
         let mut stream = this.stream;
         if this.engine.progress_unstarted() {
@@ -204,6 +216,102 @@ where
         this.engine
             .poll_lane(cx, |cx| stream.as_mut().poll_next(cx), emit)
     }
+
+    /// Yields each output with its item's position in the input (0 for the first item): the way
+    /// to tell outcomes apart in completion order, or to run unordered and put the outputs back
+    /// in order later. The outputs are the same as without it; for a retrying or timed lane, an
+    /// error's position is also [`Error::index`](crate::Error::index).
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use tasklane::prelude::*;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let mut out: Vec<(usize, char)> = ['a', 'b', 'c']
+    ///     .lane(3)
+    ///     .map_async(|c| async move { c.to_ascii_uppercase() })
+    ///     .indexed()
+    ///     .collect()
+    ///     .await;
+    /// out.sort_unstable();
+    /// assert_eq!(out, [(0, 'A'), (1, 'B'), (2, 'C')]);
+    /// # });
+    /// ```
+    pub fn indexed(self) -> Indexed<St, M> {
+        Indexed { lane: self }
+    }
+}
+
+pin_project! {
+    /// Stream for the [`indexed`](LaneStream::indexed) method: a lane's outputs, each with its
+    /// item's input position.
+    ///
+    /// ```
+    /// use futures::stream::{FusedStream, StreamExt};
+    /// use tasklane::prelude::*;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let mut out = (10..13).lane(1).map_async(|x| async move { x }).indexed();
+    /// assert_eq!(out.next().await, Some((0, 10)));
+    /// assert_eq!(out.next().await, Some((1, 11)));
+    /// assert_eq!(out.next().await, Some((2, 12)));
+    /// assert_eq!(out.next().await, None);
+    /// assert!(out.is_terminated());
+    /// # });
+    /// ```
+    #[must_use = "streams do nothing unless polled"]
+    pub struct Indexed<St, M>
+    where
+        M: TaskMode,
+    {
+        #[pin]
+        lane: LaneStream<St, M>,
+    }
+}
+
+impl<St, M: TaskMode> Indexed<St, M> {
+    /// The lane stream, without positions from here on (in-flight work is kept).
+    ///
+    /// ```
+    /// use tasklane::prelude::*;
+    /// let lane = (0..3).lane(2).map_async(|x| async move { x }).indexed();
+    /// assert_eq!(lane.into_inner().in_progress(), 0);
+    /// ```
+    pub fn into_inner(self) -> LaneStream<St, M> {
+        self.lane
+    }
+}
+
+impl<St, M> Stream for Indexed<St, M>
+where
+    St: Stream,
+    M: TaskMode<Item = St::Item>,
+{
+    type Item = (usize, M::Output);
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.project().lane.poll_lane_indexed(cx, true)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.lane.size_hint()
+    }
+}
+
+impl<St, M> FusedStream for Indexed<St, M>
+where
+    St: Stream,
+    M: TaskMode<Item = St::Item>,
+{
+    fn is_terminated(&self) -> bool {
+        self.lane.is_terminated()
+    }
+}
+
+impl<St: fmt::Debug, M: TaskMode> fmt::Debug for Indexed<St, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Indexed").field("lane", &self.lane).finish()
+    }
 }
 
 /// [`LaneStream::poll_lane`] for a rate-limited lane. Such a lane does not read its input before a
@@ -215,7 +323,7 @@ fn poll_rate_limited<St, M>(
     mut stream: Pin<&mut St>,
     cx: &mut Context<'_>,
     emit: bool,
-) -> Poll<Option<M::Output>>
+) -> Poll<Option<(usize, M::Output)>>
 where
     St: Stream,
     M: TaskMode<Item = St::Item>,
