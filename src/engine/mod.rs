@@ -388,8 +388,11 @@ impl<M: Mode> Engine<M> {
     /// item's `Clone`, a future's `Drop`, the input, the progress callback) propagates out of this
     /// call, and poisons the lane: every later call panics with a message saying so. Dropping a
     /// poisoned lane drops every in-flight future, once.
+    ///
+    /// `INDEXED`: whether the caller wants the outputs' input positions; without it the position
+    /// returned is 0 and costs nothing.
     #[inline]
-    pub(crate) fn poll_lane<P>(
+    pub(crate) fn poll_lane<const INDEXED: bool, P>(
         &mut self,
         cx: &mut Context<'_>,
         pull: P,
@@ -402,14 +405,14 @@ impl<M: Mode> Engine<M> {
             poisoned();
         }
         self.poisoned = true;
-        let result = self.poll_unguarded(cx, pull, emit);
+        let result = self.poll_unguarded::<INDEXED, P>(cx, pull, emit);
         self.poisoned = false;
         result
     }
 
     /// [`Engine::poll_lane`] without its poison guard.
     #[inline(always)]
-    fn poll_unguarded<P>(
+    fn poll_unguarded<const INDEXED: bool, P>(
         &mut self,
         cx: &mut Context<'_>,
         mut pull: P,
@@ -473,7 +476,11 @@ impl<M: Mode> Engine<M> {
             }
 
             // Phase 3: emit one output, refilling its slot first.
-            if let Some(output) = if emit { self.emit(cx, &mut pull) } else { None } {
+            if let Some(output) = if emit {
+                self.emit::<INDEXED, P>(cx, &mut pull)
+            } else {
+                None
+            } {
                 break Poll::Ready(Some(output));
             }
 
@@ -903,7 +910,11 @@ impl<M: Mode> Engine<M> {
     /// Takes the next output, if one may be yielded now, and refills its slot from the input (polling
     /// the new attempt once) before handing the output back.
     #[inline]
-    fn emit<P>(&mut self, cx: &mut Context<'_>, pull: &mut P) -> Option<(usize, M::Output)>
+    fn emit<const INDEXED: bool, P>(
+        &mut self,
+        cx: &mut Context<'_>,
+        pull: &mut P,
+    ) -> Option<(usize, M::Output)>
     where
         P: FnMut(&mut Context<'_>) -> Poll<Option<M::Item>>,
     {
@@ -932,7 +943,11 @@ impl<M: Mode> Engine<M> {
             )
         };
         self.occupied -= 1;
-        let position = self.arena.meta(index).index();
+        let position = if INDEXED {
+            self.arena.meta(index).index()
+        } else {
+            0
+        };
         if !self.input_done && self.may_pull() {
             match pull(cx) {
                 Poll::Ready(Some(item)) => {
