@@ -138,6 +138,11 @@ pub struct NoHint;
 /// decides(&tasklane::mode::RetryAlways);
 /// decides(&|e: &tasklane::Error<u16>| e.inner().is_some_and(|status| *status >= 500));
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot decide whether to retry a `tasklane::Error<{E}>`",
+    label = "not a `FnMut(&tasklane::Error<{E}>) -> bool`",
+    note = "`retry_if` takes a closure `|e: &tasklane::Error<{E}>| -> bool`"
+)]
 pub trait RetryIf<E> {
     /// Whether to retry after `error` (when attempts are left).
     ///
@@ -182,6 +187,11 @@ impl<E, F: FnMut(&Error<E>) -> bool> RetryIf<E> for F {
 /// hints(&tasklane::mode::NoHint);
 /// hints(&|secs: &u64| Some(Duration::from_secs(*secs)));
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot give a retry delay for an error of type `{E}`",
+    label = "not a `FnMut(&{E}) -> Option<Duration>`",
+    note = "`retry_after` takes a closure `|e: &{E}| -> Option<std::time::Duration>`"
+)]
 pub trait RetryAfter<E> {
     /// The delay `error` asks for before the next attempt (`None`: the back-off's).
     ///
@@ -310,6 +320,11 @@ impl<E, R, H> fmt::Debug for Retrying<E, R, H> {
 /// struct Upload; // not Clone
 /// takes::<Retrying<std::io::Error>, Upload>(); // a retrying lane needs `Clone` items
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "a lane with `retry` needs `Clone` items, but `{T}` is not `Clone`",
+    label = "each retry calls the function again, with a clone of the item",
+    note = "wrap the items in an `Arc` (`Arc<{T}>` clones cheaply), or derive `Clone` for `{T}`"
+)]
 pub trait Takes<T>: sealed::Clones<T> {}
 
 /// What a kind of lane makes of the attempts of an item whose futures output `O`: [`Plain`] yields
@@ -352,6 +367,11 @@ pub trait Settles<O>: sealed::Settles<O> {}
 /// # fn runs<P: Runs<O>, O>() {}
 /// runs::<Timed<std::io::Error>, u8>(); // a timed lane needs futures of `Result`
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "a lane with `retry` or `timeout` needs futures that output `Result<_, E>` with its own error type `E`, but these output `{O}`",
+    label = "the futures output `{O}`; the lane is a `{Self}`",
+    note = "with `retry` or `timeout` an attempt fails by returning `Err(e)`: make the future output a `Result` whose error type is the one the lane's `retry_if` and `retry_after` closures take"
+)]
 pub trait Runs<O>: Settles<O> + sealed::Arms<O> {}
 
 /// Marks the kinds of lane that run each item once, so that [`run`](crate::Lane::run) (whose items
@@ -362,12 +382,22 @@ pub trait Runs<O>: Settles<O> + sealed::Arms<O> {}
 /// runs_once::<tasklane::mode::Plain>();
 /// runs_once::<tasklane::mode::Timed<std::io::Error>>();
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`run` cannot retry: a future runs once, but this lane has `retry`",
+    label = "`run` needs a lane without `retry`",
+    note = "to retry, give the lane a function that makes each attempt: `.map_async(|item| make_future(item))`"
+)]
 pub trait Once: sealed::Sealed {}
 impl Once for Plain {}
 impl<E> Once for Timed<E> {}
 
 impl<T> Takes<T> for Plain {}
 impl<T, E> Takes<T> for Timed<E> {}
+// NOTE: `do_not_recommend` makes a non-`Clone` item an error about `Takes` (whose message says what
+// to do) rather than about `T: Clone` alone. Compilers older than 1.85 do not know the attribute and
+// ignore it (with a warning in this crate's own build only).
+#[allow(unknown_or_malformed_diagnostic_attributes)] // reason: see above
+#[diagnostic::do_not_recommend]
 impl<T: Clone, E, R, H> Takes<T> for Retrying<E, R, H> {}
 
 impl<O> Settles<O> for Plain {}
@@ -376,6 +406,8 @@ impl<E0, R, H, U, E> Settles<Result<U, E>> for Retrying<E0, R, H> {}
 
 impl<O> Runs<O> for Plain {}
 impl<U, E> Runs<Result<U, E>> for Timed<E> {}
+#[allow(unknown_or_malformed_diagnostic_attributes)] // reason: see `Takes for Retrying`
+#[diagnostic::do_not_recommend]
 impl<U, E, R: RetryIf<E>, H: RetryAfter<E>> Runs<Result<U, E>> for Retrying<E, R, H> {}
 
 /// What users of the traits above cannot name, implement or call.
@@ -690,8 +722,14 @@ where
 /// assert_eq!(count((0..5).lane(2).map_async(|x| async move { x })).await, 5);
 /// # });
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not what a `LaneStream` runs",
+    note = "a `LaneStream` comes from `map_async` or `run`: the errors at that call say what is missing"
+)]
 pub trait TaskMode: engine::Mode {}
 
+#[allow(unknown_or_malformed_diagnostic_attributes)] // reason: see `Takes for Retrying`
+#[diagnostic::do_not_recommend]
 impl<M: engine::Mode> TaskMode for M {}
 
 /// Every lane's engine mode: the maker makes the attempts, the kind of lane settles them. Its only
