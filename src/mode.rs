@@ -422,21 +422,26 @@ mod sealed {
     impl Sealed for Plain {}
     impl<E> Sealed for Timed<E> {}
 
-    /// How a kind of lane clones an item for another attempt (`None`: it never retries).
+    /// How a kind of lane clones an item for another attempt ([`never`]: it never retries).
     pub trait Clones<T> {
-        const AGAIN: Option<fn(&T) -> T>;
+        const AGAIN: fn(&T) -> T;
     }
 
     impl<T> Clones<T> for Plain {
-        const AGAIN: Option<fn(&T) -> T> = None;
+        const AGAIN: fn(&T) -> T = never;
     }
 
     impl<T, E> Clones<T> for Timed<E> {
-        const AGAIN: Option<fn(&T) -> T> = None;
+        const AGAIN: fn(&T) -> T = never;
     }
 
     impl<T: Clone, E, R, H> Clones<T> for Retrying<E, R, H> {
-        const AGAIN: Option<fn(&T) -> T> = Some(T::clone);
+        const AGAIN: fn(&T) -> T = T::clone;
+    }
+
+    /// The `AGAIN` of a lane that never retries.
+    fn never<T>(_: &T) -> T {
+        unreachable!("tasklane: only a retrying lane makes another attempt")
     }
 
     /// An attempt maker that can make the item for another attempt from the one its slot kept.
@@ -547,8 +552,8 @@ pub trait Maker {
 /// ```
 pub struct MapFn<F, T> {
     f: F,
-    /// Clones an item for another attempt (`None`: the lane never retries).
-    again: Option<fn(&T) -> T>,
+    /// Clones an item for another attempt (a function that panics if the lane never retries).
+    again: fn(&T) -> T,
 }
 
 impl<F, T> fmt::Debug for MapFn<F, T> {
@@ -595,10 +600,7 @@ where
 {
     #[inline]
     fn again(&self, item: &T) -> T {
-        match self.again {
-            Some(clone) => clone(item),
-            None => unreachable!("tasklane: only a retrying lane makes another attempt"),
-        }
+        (self.again)(item)
     }
 }
 
