@@ -11,7 +11,9 @@
 //! [`Takes`] (a retrying lane's items must be `Clone`), [`Runs`] (a timed or retrying lane's futures
 //! must output `Result<_, E>`), [`Once`] (`run` cannot retry), and [`RetryIf`] and [`RetryAfter`],
 //! the bounds of a retrying lane's `retry_if` and `retry_after` (defaults [`RetryAlways`] and
-//! [`NoHint`]).
+//! [`NoHint`]). [`Settles`] and [`TaskMode`] are the bounds of [`Task`] and of a
+//! [`LaneStream`](crate::LaneStream), for code generic over them. All but `RetryIf` and
+//! `RetryAfter` are sealed.
 //!
 //! ```
 //! use tasklane::mode::Plain;
@@ -345,7 +347,7 @@ pub trait Takes<T>: sealed::Clones<T> {}
 /// settles::<Plain, u8>();
 /// settles::<Retrying<&'static str>, Result<u8, &'static str>>();
 /// ```
-pub trait Settles<O>: sealed::Settles<O> {}
+pub trait Settles<O>: sealed::Steps<O> {}
 
 /// The outputs that a kind of lane's futures can have: any for [`Plain`]; `Result<U, E>` for
 /// [`Timed<E>`] and [`Retrying<E, ..>`](Retrying), with `E` the lane's error type. Sealed.
@@ -454,7 +456,7 @@ mod sealed {
     ///
     /// NOTE: no impl ties a type of the lane (the `E` of `Timed<E>` or `Retrying<E, ..>`, or the
     /// type of a `retry_if` closure, which names `E`) to a type in `O`. The error type is taken
-    /// from `O` alone; the lane's closures are called through [`Settles::Calls`], function
+    /// from `O` alone; the lane's closures are called through [`Steps::Calls`], function
     /// pointers made by [`Arms::calls`] at the terminal (`map_async`, `run`), whose `Runs` bound
     /// checks that the two error types agree. A tie would break spawning: to prove that a future
     /// holding the lane is `Send`, the compiler proves this trait with every lifetime in the
@@ -462,7 +464,7 @@ mod sealed {
     /// str`, `Box<dyn Error + Send + Sync>`), `Result<U, &'a str>` would have to be
     /// `Result<U, &'b str>`, and a closure taking `&Error<&'a str>` would have to take
     /// `&Error<&'b str>`: neither can be proven.
-    pub trait Settles<O> {
+    pub trait Steps<O> {
         /// The lane's output per item.
         type Output;
         /// What a slot keeps of its item for the retries.
@@ -491,9 +493,9 @@ mod sealed {
         fn succeeded(output: &Self::Output) -> bool;
     }
 
-    /// Makes the [`Settles::Calls`] of a lane whose futures output `O`, where `O`'s error type is
+    /// Makes the [`Steps::Calls`] of a lane whose futures output `O`, where `O`'s error type is
     /// known to be the lane's own.
-    pub trait Arms<O>: Settles<O> {
+    pub trait Arms<O>: Steps<O> {
         fn calls() -> Self::Calls;
     }
 
@@ -656,8 +658,8 @@ where
     pub(crate) maker: Mk,
     pub(crate) policy: P,
     pub(crate) progress: G,
-    /// How the policy calls its closures (made by the terminal, see `sealed::Settles`).
-    pub(crate) calls: <P as sealed::Settles<AttemptOf<Mk>>>::Calls,
+    /// How the policy calls its closures (made by the terminal, see `sealed::Steps`).
+    pub(crate) calls: <P as sealed::Steps<AttemptOf<Mk>>>::Calls,
 }
 
 impl<Mk, P, G> Task<Mk, P, G>
@@ -735,7 +737,7 @@ pub trait TaskMode: engine::Mode {}
 impl<M: engine::Mode> TaskMode for M {}
 
 /// Every lane's engine mode: the maker makes the attempts, the kind of lane settles them. Its only
-/// bounds hold whatever the lifetimes in the types (see `sealed::Settles`).
+/// bounds hold whatever the lifetimes in the types (see `sealed::Steps`).
 impl<Mk, P, G> engine::Mode for Task<Mk, P, G>
 where
     Mk: sealed::Again,
@@ -743,10 +745,10 @@ where
     G: Reporter,
 {
     type Item = Mk::Item;
-    type Keep = <P as sealed::Settles<AttemptOf<Mk>>>::Keep<Mk::Item>;
+    type Keep = <P as sealed::Steps<AttemptOf<Mk>>>::Keep<Mk::Item>;
     type Fut = Mk::Fut;
-    type Output = <P as sealed::Settles<AttemptOf<Mk>>>::Output;
-    type Meta = <P as sealed::Settles<AttemptOf<Mk>>>::Meta<Mk::Item>;
+    type Output = <P as sealed::Steps<AttemptOf<Mk>>>::Output;
+    type Meta = <P as sealed::Steps<AttemptOf<Mk>>>::Meta<Mk::Item>;
 
     #[inline]
     fn start(&mut self, item: Mk::Item) -> (Option<Self::Keep>, Mk::Fut) {
@@ -774,7 +776,7 @@ where
     }
 }
 
-impl<O> sealed::Settles<O> for Plain {
+impl<O> sealed::Steps<O> for Plain {
     type Output = O;
     type Keep<T> = ();
     type Meta<T> = engine::Single;
@@ -808,8 +810,8 @@ impl<O> sealed::Settles<O> for Plain {
     }
 }
 
-// The lane's own error type `E0` is not tied to the futures' `E` (see `sealed::Settles`).
-impl<E0, U, E> sealed::Settles<Result<U, E>> for Timed<E0> {
+// The lane's own error type `E0` is not tied to the futures' `E` (see `sealed::Steps`).
+impl<E0, U, E> sealed::Steps<Result<U, E>> for Timed<E0> {
     type Output = Result<U, Error<E>>;
     type Keep<T> = ();
     type Meta<T> = engine::Single;
@@ -849,8 +851,8 @@ impl<E0, U, E> sealed::Settles<Result<U, E>> for Timed<E0> {
 }
 
 // The lane's own error type `E0` is not tied to the futures' `E`, and `R` and `H` are called through
-// `calls` (see `sealed::Settles`).
-impl<E0, R, H, U, E> sealed::Settles<Result<U, E>> for Retrying<E0, R, H> {
+// `calls` (see `sealed::Steps`).
+impl<E0, R, H, U, E> sealed::Steps<Result<U, E>> for Retrying<E0, R, H> {
     type Output = Result<U, Error<E>>;
     type Keep<T> = T;
     type Meta<T> = engine::Retried<T>;
