@@ -659,8 +659,8 @@ impl<St, G> Lane<St, Plain, G> {
     ///
     /// # Type inference
     ///
-    /// The lane's error type `E` is fixed by the first thing that names it (see
-    /// [`retry_if`](Lane::retry_if) (`# Type inference`)), usually the futures' `Result<U, E>`. Futures
+    /// The lane's error type `E` is fixed by the first thing that names it (see `# Type inference`
+    /// on [`retry_if`](Lane::retry_if)), usually the futures' `Result<U, E>`. Futures
     /// that only ever return `Ok` do not name it: `async move { Ok(x) }` alone fails with
     /// `error[E0282]: type annotations needed` at `timeout`, "cannot infer type of the type
     /// parameter `E` declared on the method `timeout`". Name it in one place: `timeout::<E>(d)`,
@@ -914,7 +914,7 @@ impl<St, E, R, H, G> Lane<St, Retrying<E, R, H>, G> {
     ///
     /// # Type inference
     ///
-    /// As with [`retry_if`](Lane::retry_if) (`# Type inference`), the error type may still be unknown
+    /// As with [`retry_if`](Lane::retry_if) (see its `# Type inference`), the error type may still be unknown
     /// when the closure is checked: a `match` on the error's variants infers it, a method call on
     /// it (`|e| e.retry_after()`) fails with `error[E0282]: type annotations needed for &_`. Name
     /// the type on the parameter, `|e: &HttpError|`, or at `retry::<HttpError>(n)`:

@@ -11,7 +11,9 @@
 //! [`Takes`] (a retrying lane's items must be `Clone`), [`Runs`] (a timed or retrying lane's futures
 //! must output `Result<_, E>`), [`Once`] (`run` cannot retry), and [`RetryIf`] and [`RetryAfter`],
 //! the bounds of a retrying lane's `retry_if` and `retry_after` (defaults [`RetryAlways`] and
-//! [`NoHint`]).
+//! [`NoHint`]). [`Settles`] and [`TaskMode`] are the bounds of [`Task`] and of a
+//! [`LaneStream`](crate::LaneStream), for code generic over them. All but `RetryIf` and
+//! `RetryAfter` are sealed.
 //!
 //! ```
 //! use tasklane::mode::Plain;
@@ -138,6 +140,11 @@ pub struct NoHint;
 /// decides(&tasklane::mode::RetryAlways);
 /// decides(&|e: &tasklane::Error<u16>| e.inner().is_some_and(|status| *status >= 500));
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot decide whether to retry a `tasklane::Error<{E}>`",
+    label = "not a `FnMut(&tasklane::Error<{E}>) -> bool`",
+    note = "`retry_if` takes a closure `|e: &tasklane::Error<{E}>| -> bool`"
+)]
 pub trait RetryIf<E> {
     /// Whether to retry after `error` (when attempts are left).
     ///
@@ -182,6 +189,11 @@ impl<E, F: FnMut(&Error<E>) -> bool> RetryIf<E> for F {
 /// hints(&tasklane::mode::NoHint);
 /// hints(&|secs: &u64| Some(Duration::from_secs(*secs)));
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot give a retry delay for an error of type `{E}`",
+    label = "not a `FnMut(&{E}) -> Option<Duration>`",
+    note = "`retry_after` takes a closure `|e: &{E}| -> Option<std::time::Duration>`"
+)]
 pub trait RetryAfter<E> {
     /// The delay `error` asks for before the next attempt (`None`: the back-off's).
     ///
@@ -310,6 +322,11 @@ impl<E, R, H> fmt::Debug for Retrying<E, R, H> {
 /// struct Upload; // not Clone
 /// takes::<Retrying<std::io::Error>, Upload>(); // a retrying lane needs `Clone` items
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "a lane with `retry` needs `Clone` items, but `{T}` is not `Clone`",
+    label = "each retry calls the function again, with a clone of the item",
+    note = "wrap the items in an `Arc` (`Arc<{T}>` clones cheaply), or derive `Clone` for `{T}`"
+)]
 pub trait Takes<T>: sealed::Clones<T> {}
 
 /// What a kind of lane makes of the attempts of an item whose futures output `O`: [`Plain`] yields
@@ -330,7 +347,7 @@ pub trait Takes<T>: sealed::Clones<T> {}
 /// settles::<Plain, u8>();
 /// settles::<Retrying<&'static str>, Result<u8, &'static str>>();
 /// ```
-pub trait Settles<O>: sealed::Settles<O> {}
+pub trait Settles<O>: sealed::Steps<O> {}
 
 /// The outputs that a kind of lane's futures can have: any for [`Plain`]; `Result<U, E>` for
 /// [`Timed<E>`] and [`Retrying<E, ..>`](Retrying), with `E` the lane's error type. Sealed.
@@ -352,6 +369,11 @@ pub trait Settles<O>: sealed::Settles<O> {}
 /// # fn runs<P: Runs<O>, O>() {}
 /// runs::<Timed<std::io::Error>, u8>(); // a timed lane needs futures of `Result`
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "a lane with `retry` or `timeout` needs futures that output `Result<_, E>` with its own error type `E`, but these output `{O}`",
+    label = "the futures output `{O}`; the lane is a `{Self}`",
+    note = "with `retry` or `timeout` an attempt fails by returning `Err(e)`: make the future output a `Result` whose error type is the one the lane's `retry_if` and `retry_after` closures take"
+)]
 pub trait Runs<O>: Settles<O> + sealed::Arms<O> {}
 
 /// Marks the kinds of lane that run each item once, so that [`run`](crate::Lane::run) (whose items
@@ -362,12 +384,22 @@ pub trait Runs<O>: Settles<O> + sealed::Arms<O> {}
 /// runs_once::<tasklane::mode::Plain>();
 /// runs_once::<tasklane::mode::Timed<std::io::Error>>();
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`run` cannot retry: a future runs once, but this lane has `retry`",
+    label = "`run` needs a lane without `retry`",
+    note = "to retry, give the lane a function that makes each attempt: `.map_async(|item| make_future(item))`"
+)]
 pub trait Once: sealed::Sealed {}
 impl Once for Plain {}
 impl<E> Once for Timed<E> {}
 
 impl<T> Takes<T> for Plain {}
 impl<T, E> Takes<T> for Timed<E> {}
+// NOTE: `do_not_recommend` makes a non-`Clone` item an error about `Takes` (whose message says what
+// to do) rather than about `T: Clone` alone. Compilers older than 1.85 do not know the attribute and
+// ignore it (with a warning in this crate's own build only).
+#[allow(unknown_or_malformed_diagnostic_attributes)] // reason: see above
+#[diagnostic::do_not_recommend]
 impl<T: Clone, E, R, H> Takes<T> for Retrying<E, R, H> {}
 
 impl<O> Settles<O> for Plain {}
@@ -376,6 +408,8 @@ impl<E0, R, H, U, E> Settles<Result<U, E>> for Retrying<E0, R, H> {}
 
 impl<O> Runs<O> for Plain {}
 impl<U, E> Runs<Result<U, E>> for Timed<E> {}
+#[allow(unknown_or_malformed_diagnostic_attributes)] // reason: see `Takes for Retrying`
+#[diagnostic::do_not_recommend]
 impl<U, E, R: RetryIf<E>, H: RetryAfter<E>> Runs<Result<U, E>> for Retrying<E, R, H> {}
 
 /// What users of the traits above cannot name, implement or call.
@@ -390,21 +424,26 @@ mod sealed {
     impl Sealed for Plain {}
     impl<E> Sealed for Timed<E> {}
 
-    /// How a kind of lane clones an item for another attempt (`None`: it never retries).
+    /// How a kind of lane clones an item for another attempt ([`never`]: it never retries).
     pub trait Clones<T> {
-        const AGAIN: Option<fn(&T) -> T>;
+        const AGAIN: fn(&T) -> T;
     }
 
     impl<T> Clones<T> for Plain {
-        const AGAIN: Option<fn(&T) -> T> = None;
+        const AGAIN: fn(&T) -> T = never;
     }
 
     impl<T, E> Clones<T> for Timed<E> {
-        const AGAIN: Option<fn(&T) -> T> = None;
+        const AGAIN: fn(&T) -> T = never;
     }
 
     impl<T: Clone, E, R, H> Clones<T> for Retrying<E, R, H> {
-        const AGAIN: Option<fn(&T) -> T> = Some(T::clone);
+        const AGAIN: fn(&T) -> T = T::clone;
+    }
+
+    /// The `AGAIN` of a lane that never retries.
+    fn never<T>(_: &T) -> T {
+        unreachable!("tasklane: only a retrying lane makes another attempt")
     }
 
     /// An attempt maker that can make the item for another attempt from the one its slot kept.
@@ -417,7 +456,7 @@ mod sealed {
     ///
     /// NOTE: no impl ties a type of the lane (the `E` of `Timed<E>` or `Retrying<E, ..>`, or the
     /// type of a `retry_if` closure, which names `E`) to a type in `O`. The error type is taken
-    /// from `O` alone; the lane's closures are called through [`Settles::Calls`], function
+    /// from `O` alone; the lane's closures are called through [`Steps::Calls`], function
     /// pointers made by [`Arms::calls`] at the terminal (`map_async`, `run`), whose `Runs` bound
     /// checks that the two error types agree. A tie would break spawning: to prove that a future
     /// holding the lane is `Send`, the compiler proves this trait with every lifetime in the
@@ -425,7 +464,7 @@ mod sealed {
     /// str`, `Box<dyn Error + Send + Sync>`), `Result<U, &'a str>` would have to be
     /// `Result<U, &'b str>`, and a closure taking `&Error<&'a str>` would have to take
     /// `&Error<&'b str>`: neither can be proven.
-    pub trait Settles<O> {
+    pub trait Steps<O> {
         /// The lane's output per item.
         type Output;
         /// What a slot keeps of its item for the retries.
@@ -455,9 +494,9 @@ mod sealed {
         fn succeeded(output: &Self::Output) -> bool;
     }
 
-    /// Makes the [`Settles::Calls`] of a lane whose futures output `O`, where `O`'s error type is
+    /// Makes the [`Steps::Calls`] of a lane whose futures output `O`, where `O`'s error type is
     /// known to be the lane's own.
-    pub trait Arms<O>: Settles<O> {
+    pub trait Arms<O>: Steps<O> {
         fn calls() -> Self::Calls;
     }
 
@@ -516,8 +555,8 @@ pub trait Maker {
 /// ```
 pub struct MapFn<F, T> {
     f: F,
-    /// Clones an item for another attempt (`None`: the lane never retries).
-    again: Option<fn(&T) -> T>,
+    /// Clones an item for another attempt (a function that panics if the lane never retries).
+    again: fn(&T) -> T,
 }
 
 impl<F, T> fmt::Debug for MapFn<F, T> {
@@ -564,10 +603,7 @@ where
 {
     #[inline]
     fn again(&self, item: &T) -> T {
-        match self.again {
-            Some(clone) => clone(item),
-            None => unreachable!("tasklane: only a retrying lane makes another attempt"),
-        }
+        (self.again)(item)
     }
 }
 
@@ -623,8 +659,8 @@ where
     pub(crate) maker: Mk,
     pub(crate) policy: P,
     pub(crate) progress: G,
-    /// How the policy calls its closures (made by the terminal, see `sealed::Settles`).
-    pub(crate) calls: <P as sealed::Settles<AttemptOf<Mk>>>::Calls,
+    /// How the policy calls its closures (made by the terminal, see `sealed::Steps`).
+    pub(crate) calls: <P as sealed::Steps<AttemptOf<Mk>>>::Calls,
 }
 
 impl<Mk, P, G> Task<Mk, P, G>
@@ -691,12 +727,18 @@ where
 /// assert_eq!(count((0..5).lane(2).map_async(|x| async move { x })).await, 5);
 /// # });
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not what a `LaneStream` runs",
+    note = "a `LaneStream` comes from `map_async` or `run`: the errors at that call say what is missing"
+)]
 pub trait TaskMode: engine::Mode {}
 
+#[allow(unknown_or_malformed_diagnostic_attributes)] // reason: see `Takes for Retrying`
+#[diagnostic::do_not_recommend]
 impl<M: engine::Mode> TaskMode for M {}
 
 /// Every lane's engine mode: the maker makes the attempts, the kind of lane settles them. Its only
-/// bounds hold whatever the lifetimes in the types (see `sealed::Settles`).
+/// bounds hold whatever the lifetimes in the types (see `sealed::Steps`).
 impl<Mk, P, G> engine::Mode for Task<Mk, P, G>
 where
     Mk: sealed::Again,
@@ -704,10 +746,10 @@ where
     G: Reporter,
 {
     type Item = Mk::Item;
-    type Keep = <P as sealed::Settles<AttemptOf<Mk>>>::Keep<Mk::Item>;
+    type Keep = <P as sealed::Steps<AttemptOf<Mk>>>::Keep<Mk::Item>;
     type Fut = Mk::Fut;
-    type Output = <P as sealed::Settles<AttemptOf<Mk>>>::Output;
-    type Meta = <P as sealed::Settles<AttemptOf<Mk>>>::Meta<Mk::Item>;
+    type Output = <P as sealed::Steps<AttemptOf<Mk>>>::Output;
+    type Meta = <P as sealed::Steps<AttemptOf<Mk>>>::Meta<Mk::Item>;
 
     #[inline]
     fn start(&mut self, item: Mk::Item) -> (Option<Self::Keep>, Mk::Fut) {
@@ -740,7 +782,7 @@ where
     }
 }
 
-impl<O> sealed::Settles<O> for Plain {
+impl<O> sealed::Steps<O> for Plain {
     type Output = O;
     type Keep<T> = ();
     type Meta<T> = engine::Single;
@@ -774,8 +816,8 @@ impl<O> sealed::Settles<O> for Plain {
     }
 }
 
-// The lane's own error type `E0` is not tied to the futures' `E` (see `sealed::Settles`).
-impl<E0, U, E> sealed::Settles<Result<U, E>> for Timed<E0> {
+// The lane's own error type `E0` is not tied to the futures' `E` (see `sealed::Steps`).
+impl<E0, U, E> sealed::Steps<Result<U, E>> for Timed<E0> {
     type Output = Result<U, Error<E>>;
     type Keep<T> = ();
     type Meta<T> = engine::Single;
@@ -816,8 +858,8 @@ impl<E0, U, E> sealed::Settles<Result<U, E>> for Timed<E0> {
 }
 
 // The lane's own error type `E0` is not tied to the futures' `E`, and `R` and `H` are called through
-// `calls` (see `sealed::Settles`).
-impl<E0, R, H, U, E> sealed::Settles<Result<U, E>> for Retrying<E0, R, H> {
+// `calls` (see `sealed::Steps`).
+impl<E0, R, H, U, E> sealed::Steps<Result<U, E>> for Retrying<E0, R, H> {
     type Output = Result<U, Error<E>>;
     type Keep<T> = T;
     type Meta<T> = engine::Retried<T>;
