@@ -2,8 +2,9 @@
 //! flight, at most 400 starts per second, each retried twice on failure; the bar shows what
 //! completed, what failed, how many are in flight, the retries so far and the rate.
 //!
-//! Run it with `cargo run --example progress` (about five seconds). `TASKLANE_ITEMS=200` makes it
-//! shorter.
+//! Run it with `cargo run --example progress` (about five seconds; it lives in the `tasklane-demos`
+//! workspace member, so that `indicatif` is not built for the quickstart). `TASKLANE_ITEMS=200`
+//! makes it shorter.
 
 use std::time::{Duration, Instant};
 

@@ -1,4 +1,4 @@
-//! The runtime matrix shared by `tests/runtimes.rs` and `tests/runtimes_retry.rs`: one runner per
+//! The runtime matrix shared by `runtimes/tests/runtimes*.rs`: one runner per
 //! supported executor, a watchdog that turns a lost wake-up into a failure, and a macro that makes
 //! one `#[test]` per (runtime, scenario).
 

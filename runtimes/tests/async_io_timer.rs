@@ -1,8 +1,9 @@
 //! The `async-io` feature: the lane's timeouts and back-offs sleep on async-io's timer (smol's
 //! reactor) instead of futures-timer's thread.
 //!
-//! Run with `cargo test --features async-io --test async_io_timer`. Real time: lower bounds strict,
-//! upper bounds generous.
+//! Run with `cargo test -p tasklane-runtimes --features async-io --test async_io_timer` (the
+//! member's `async-io` feature turns on tasklane's). Real time: lower bounds strict, upper bounds
+//! generous.
 #![cfg(feature = "async-io")]
 
 use std::time::{Duration, Instant};
