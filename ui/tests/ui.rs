@@ -4,7 +4,7 @@
 //!
 //! The `.stderr` files are rustc's own text, so they change with the compiler: they were made with
 //! stable 1.95. After a toolchain change, regenerate them with
-//! `TRYBUILD=overwrite cargo test --test ui` and review the diff.
+//! `TRYBUILD=overwrite cargo test -p tasklane-ui` and review the diff.
 
 #[test]
 fn ui() {
