@@ -74,7 +74,7 @@
 //! | [`.timeout(d)`](Lane::timeout) | `Lane` | each attempt gets at most `d`; items become `Result<U, Error<E>>` |
 //! | [`.retry(n)`](Lane::retry) | `Lane` | up to `n + 1` attempts per item; items become `Result<U, Error<E>>` |
 //! | [`.backoff(b)`](Lane::backoff), [`.retry_if(p)`](Lane::retry_if), [`.retry_after(h)`](Lane::retry_after) | `Lane` after `retry` | the delay before each retry, which failures are retried, a delay the error asks for |
-//! | [`.rate(per_second)`](Lane::rate), [`.burst(n)`](Lane::burst) | `Lane` | at most `per_second` attempt starts per second (GCRA), retries included; up to `n` back to back |
+//! | [`.rate(per_second)`](Lane::rate), [`.burst(n)`](Lane::burst), [`.strict_rate()`](Lane::strict_rate) | `Lane` | at most `per_second` attempt starts per second (GCRA), retries included; up to `n` back to back; strict: never more than `n` in any window of `n / per_second` s |
 //! | [`.on_progress(f)`](Lane::on_progress) | `Lane` | `f(&`[`Progress`]`)` once per item outcome, before it is yielded |
 //! | [`.map_async(f)`](Lane::map_async) | `Lane` | a stream of `f(item)`'s outcomes ([`LaneStream`]) |
 //! | [`.run()`](Lane::run) | `Lane` over futures, without retry | a stream of their outputs ([`LaneStream`]) |

@@ -140,7 +140,7 @@ impl<P> Policy<P> {
     ///
     /// # Panics
     ///
-    /// Panics if `burst` is 0.
+    /// Panics if `burst` is 0, or above 65,536 with [`strict_rate`](Policy::strict_rate).
     ///
     /// ```
     /// use tasklane::Policy;
@@ -149,6 +149,25 @@ impl<P> Policy<P> {
     #[track_caller]
     pub fn burst(mut self, burst: u32) -> Self {
         self.config = self.config.set_burst(burst);
+        self
+    }
+
+    /// With [`rate`](Policy::rate): the strict schedule, at most `burst` starts in any window of
+    /// `burst` periods. See [`Lane::strict_rate`](crate::Lane::strict_rate), and the default beside it
+    /// in [# Schedules](crate::Lane#schedules).
+    ///
+    /// # Panics
+    ///
+    /// Panics if the burst is above 65,536, whether it was set before this call or is set after it.
+    ///
+    /// ```
+    /// use tasklane::Policy;
+    /// // A server that allows 10 requests in any second, and says 429 to the eleventh.
+    /// let _policy = Policy::new(8).rate(10.0).burst(10).strict_rate();
+    /// ```
+    #[track_caller]
+    pub fn strict_rate(mut self) -> Self {
+        self.config = self.config.set_strict_rate();
         self
     }
 

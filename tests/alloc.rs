@@ -633,6 +633,46 @@ fn rate_limiting_and_progress_allocate_nothing_per_item() {
     }
 }
 
+/// The strict schedule keeps the times of the last `burst` starts in a log allocated once per run:
+/// with starts that wait for the window on the manual clock (one period per step), retries that pass
+/// it again and a progress callback, still no allocation per item, both orders.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn the_strict_rate_allocates_nothing_per_item() {
+    let failed: Vec<Cell<bool>> = (0..LARGE).map(|_| Cell::new(false)).collect();
+    let period = Duration::from_millis(1);
+    for &limit in limits() {
+        for ordered in [false, true] {
+            let run = |n: u64| {
+                failed.iter().for_each(|f| f.set(false));
+                let clock = ManualClock::new();
+                let snapshots = Cell::new(0u64);
+                let (allocations, (count, sum)) = count_allocations(|| {
+                    let lane = maybe_ordered(stream::iter(0..n).lane(limit), ordered)
+                        .with_clock(&clock)
+                        .rate(1_000.0)
+                        .burst(4)
+                        .strict_rate()
+                        .retry(1)
+                        .backoff(tasklane::Backoff::constant(Duration::ZERO))
+                        .on_progress(|p| snapshots.set(p.completed));
+                    let stream = lane.map_async(fails_once(&failed));
+                    drain_results(stream, Some((&clock, period)))
+                });
+                assert_eq!((count, sum), (n, n * (n - 1) / 2));
+                assert_eq!(snapshots.get(), n, "one snapshot per item");
+                allocations
+            };
+            let (small, large) = (run(SMALL), run(LARGE));
+            assert!(
+                large <= small,
+                "limit {limit}, ordered {ordered}: {large} allocations for {LARGE} items under \
+                 the strict rate but {small} for {SMALL}"
+            );
+        }
+    }
+}
+
 /// On the system clock, a rate that never makes a start wait costs no allocation per item either.
 #[test]
 #[cfg_attr(miri, ignore)]

@@ -26,20 +26,69 @@ fn instant_starts(
     burst: u32,
     step: Duration,
 ) -> Vec<Duration> {
+    starts_under(Schedule::CatchUp, n, limit, per_second, burst, &[step])
+}
+
+/// Which rate schedule a test runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Schedule {
+    /// The default.
+    CatchUp,
+    /// `.strict_rate()`.
+    Strict,
+}
+
+/// [`instant_starts`] under `schedule`, the clock moving by each of `steps` in turn (cycling):
+/// every step longer than the time to the next permit is a timer that woke late by the difference.
+fn starts_under(
+    schedule: Schedule,
+    n: u32,
+    limit: usize,
+    per_second: f64,
+    burst: u32,
+    steps: &[Duration],
+) -> Vec<Duration> {
     let sim = Sim::default();
     let s = sim.clone();
-    let mut out = (0..n)
+    let lane = (0..n)
         .lane(limit)
         .with_clock(&sim.clock)
         .rate(per_second)
-        .burst(burst)
-        .map_async(move |i| {
-            s.start();
-            async move { i }
-        });
-    let items = sim.run(&mut out, step);
+        .burst(burst);
+    let lane = match schedule {
+        Schedule::CatchUp => lane,
+        Schedule::Strict => lane.strict_rate(),
+    };
+    let mut out = lane.map_async(move |i| {
+        s.start();
+        async move { i }
+    });
+    let mut items = Vec::new();
+    let mut steps = steps.iter().cycle();
+    while !sim.drain(&mut out, &mut items) {
+        assert!(
+            sim.now() < Duration::from_secs(100_000),
+            "the lane never finished"
+        );
+        sim.advance(*steps.next().expect("at least one step"));
+    }
     assert_eq!(items.len(), n as usize);
     sim.starts()
+}
+
+/// The most of `starts` (in time order) that any half-open window `[t, t + width)` holds.
+fn most_in_window(starts: &[Duration], width: Duration) -> usize {
+    let mut end = 0;
+    (0..starts.len())
+        .map(|i| {
+            // The fullest windows begin at a start.
+            while end < starts.len() && starts[end] < starts[i] + width {
+                end += 1;
+            }
+            end - i
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// The message of a caught panic.
@@ -740,29 +789,37 @@ fn after_a_consumer_pause_no_second_holds_more_starts_than_the_rate() {
 
 /// A very low rate with a burst: the tolerance `(burst - 1) * T` and `tat` exceed u64::MAX. Had they
 /// saturated there, `next_allowed = tat - tau` would be 0 forever (no limit at all); the limiter
-/// keeps them exact, so only the burst starts.
+/// keeps them exact, so only the burst starts. The strict window (`burst * T`) saturates to "never".
 #[test]
 fn a_tiny_rate_with_a_burst_still_limits() {
-    for (per_second, burst) in [(1e-300, 2u32), (1e-10, 3)] {
-        let sim = Sim::default();
-        let s = sim.clone();
-        let mut out = (0..10u32)
-            .lane(10)
-            .with_clock(&sim.clock)
-            .rate(per_second)
-            .burst(burst)
-            .map_async(move |i| {
+    for schedule in [Schedule::CatchUp, Schedule::Strict] {
+        for (per_second, burst) in [(1e-300, 2u32), (1e-10, 3)] {
+            let sim = Sim::default();
+            let s = sim.clone();
+            let lane = (0..10u32)
+                .lane(10)
+                .with_clock(&sim.clock)
+                .rate(per_second)
+                .burst(burst);
+            let lane = match schedule {
+                Schedule::CatchUp => lane,
+                Schedule::Strict => lane.strict_rate(),
+            };
+            let mut out = lane.map_async(move |i| {
                 s.start();
                 async move { i }
             });
-        let mut got = Vec::new();
-        sim.drain(&mut out, &mut got);
-        assert_eq!(
-            sim.starts().len(),
-            burst as usize,
-            "rate({per_second}).burst({burst}): {} starts at once",
-            sim.starts().len()
-        );
+            let mut got = Vec::new();
+            sim.drain(&mut out, &mut got);
+            sim.advance(Duration::from_secs(1_000_000));
+            sim.drain(&mut out, &mut got);
+            assert_eq!(
+                sim.starts().len(),
+                burst as usize,
+                "{schedule:?} rate({per_second}).burst({burst}): {} starts",
+                sim.starts().len()
+            );
+        }
     }
 }
 
@@ -867,4 +924,348 @@ proptest! {
             prop_assert!(*t < due + NS * (step_us as u32 * 1_000), "start {} at {:?}, due {:?}", k, t, due);
         }
     }
+}
+
+// The strict schedule (issue 16, item 6): `.strict_rate()` never puts more than `burst` starts in a
+// window of `burst / rate`, however late the timer wakes; the default catches up instead.
+
+/// The issue's own figures: at `rate(100.0)` with the timer waking up to 2 ms late (the clock moves
+/// 3 ms at a time), the default catches up and puts 11 starts in one 100 ms window and 101 in one
+/// second; the strict schedule never more than 10 and 100, any two starts at least 10 ms apart.
+#[test]
+fn strict_rate_never_puts_11_starts_in_100_ms_where_the_default_does() {
+    let late = [ms(3)];
+    let catch_up = starts_under(Schedule::CatchUp, 150, 64, 100.0, 1, &late);
+    let strict = starts_under(Schedule::Strict, 150, 64, 100.0, 1, &late);
+    let second = Duration::from_secs(1);
+    assert_eq!(most_in_window(&catch_up, ms(100)), 11);
+    assert_eq!(most_in_window(&catch_up, second), 101);
+    assert_eq!(most_in_window(&catch_up, ms(10)), 2);
+    assert_eq!(most_in_window(&strict, ms(10)), 1);
+    assert_eq!(most_in_window(&strict, ms(100)), 9);
+    assert_eq!(most_in_window(&strict, second), 84);
+    for pair in strict.windows(2) {
+        assert_eq!(
+            pair[1] - pair[0],
+            ms(12),
+            "the first reading 10 ms after the last start"
+        );
+    }
+    // The price: the catch-up schedule kept its rate (the 150th start, due at 1.49 s, came at the
+    // first reading after it); the strict one lost the lateness on every start.
+    assert_eq!(catch_up[149], ms(1_491));
+    assert_eq!(strict[149], ms(149 * 12));
+}
+
+/// With a burst, the strict window is `burst` periods long: at 100/s and burst 10, at most 10 starts
+/// in any 100 ms; the default lets the burst and the following periods share a window.
+#[test]
+fn strict_rate_with_a_burst_holds_every_window_of_burst_periods() {
+    for late in [ms(1), ms(3), ms(15)] {
+        let catch_up = starts_under(Schedule::CatchUp, 60, 64, 100.0, 10, &[late]);
+        let strict = starts_under(Schedule::Strict, 60, 64, 100.0, 10, &[late]);
+        assert!(
+            most_in_window(&catch_up, ms(100)) > 10,
+            "steps of {late:?}: the default caught up"
+        );
+        assert_eq!(most_in_window(&strict, ms(100)), 10, "steps of {late:?}");
+        // Bunches of ten at 0, 100, 200, ... ms (at the first reading after).
+        assert_eq!(strict[..10], [Duration::ZERO; 10]);
+        assert!(strict[10] >= ms(100) && strict[10] < ms(100) + late);
+    }
+}
+
+/// Retries pass the strict limiter too, and idle time earns no credit beyond the burst: after a
+/// long pause a flood gets `burst` starts, then the next one when the first of them is a window old.
+#[test]
+fn strict_rate_after_idleness_and_with_retries() {
+    let sim = Sim::default();
+    let (tx, rx) = mpsc::unbounded::<u32>();
+    let s = sim.clone();
+    let calls = Calls::default();
+    let mut out = rx
+        .lane(16)
+        .with_clock(&sim.clock)
+        .rate(100.0)
+        .burst(3)
+        .strict_rate()
+        .retry(1)
+        .backoff(Backoff::constant(Duration::ZERO))
+        .map_async(move |i| {
+            s.start();
+            let n = calls.next(i);
+            async move {
+                if i == 0 && n == 1 {
+                    Err("the first attempt of item 0 fails")
+                } else {
+                    Ok(i)
+                }
+            }
+        });
+    let mut got = Vec::new();
+    sim.drain(&mut out, &mut got); // idle: nothing to start
+    sim.advance(Duration::from_secs(10));
+    for i in 0..10 {
+        tx.unbounded_send(i).unwrap();
+    }
+    drop(tx);
+    sim.drain(&mut out, &mut got);
+    assert_eq!(
+        sim.starts().len(),
+        3,
+        "only the burst at once (the retry among them)"
+    );
+    sim.advance(ms(29));
+    sim.drain(&mut out, &mut got);
+    assert_eq!(sim.starts().len(), 3, "the window is 30 ms");
+    sim.advance(ms(1));
+    sim.drain(&mut out, &mut got);
+    assert_eq!(sim.starts().len(), 6);
+    while !sim.drain(&mut out, &mut got) {
+        sim.advance(ms(7));
+    }
+    assert_eq!(got.len(), 10);
+    assert!(got.iter().all(Result::is_ok), "{got:?}");
+    assert_eq!(sim.starts().len(), 11, "ten items, one retry");
+    assert!(most_in_window(&sim.starts(), ms(30)) <= 3);
+}
+
+/// A policy carries the strict schedule to each of its runs, each with its own log.
+#[test]
+fn strict_rate_in_a_policy_gives_each_run_its_own_window() {
+    let sim = Sim::default();
+    let policy = Policy::new(4)
+        .rate(10.0)
+        .burst(2)
+        .strict_rate()
+        .with_clock(&sim.clock);
+    let (a, b) = (sim.clone(), sim.clone());
+    let mut first = (0..3).lane_with(&policy).map_async(move |i| {
+        a.start();
+        async move { i }
+    });
+    let mut second = (0..3).lane_with(&policy).map_async(move |i| {
+        b.start();
+        async move { i }
+    });
+    let mut got = Vec::new();
+    sim.drain(&mut first, &mut got);
+    sim.drain(&mut second, &mut got);
+    assert_eq!(
+        sim.starts(),
+        [Duration::ZERO; 4],
+        "two each, not two in all"
+    );
+    sim.advance(ms(100)); // catch-up would allow the third now; the strict window is 200 ms
+    sim.drain(&mut first, &mut got);
+    sim.drain(&mut second, &mut got);
+    assert_eq!(sim.starts().len(), 4);
+    sim.advance(ms(100));
+    sim.drain(&mut first, &mut got);
+    sim.drain(&mut second, &mut got);
+    assert_eq!(sim.starts().len(), 6);
+    assert_eq!(got.len(), 6);
+}
+
+/// The strict log holds one time per unit of burst: a burst above 65,536 panics naming `burst`,
+/// whichever of `burst` and `strict_rate` comes last, on a lane and on a policy, at the caller.
+#[test]
+#[cfg_attr(miri, ignore = "panic hooks are process-wide")]
+fn strict_rate_with_a_burst_above_the_cap_panics_naming_burst_at_the_caller() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let hook_seen = std::sync::Arc::clone(&seen);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let location = info.location().unwrap();
+        hook_seen.lock().unwrap().push(location.line());
+    }));
+    let mut lines = Vec::new();
+    let mut messages = Vec::new();
+    let mut expect = |line: u32, result: std::thread::Result<()>| {
+        lines.push(line);
+        messages.push(panic_message(
+            &result.expect_err("a burst above the cap panics"),
+        ));
+    };
+    expect(
+        line!() + 1,
+        std::panic::catch_unwind(|| drop([1].lane(1).rate(1.0).strict_rate().burst(65_537))),
+    );
+    expect(
+        line!() + 1,
+        std::panic::catch_unwind(|| drop([1].lane(1).burst(u32::MAX).strict_rate())),
+    );
+    expect(
+        line!() + 1,
+        std::panic::catch_unwind(|| drop(Policy::new(1).strict_rate().burst(1 << 20))),
+    );
+    expect(
+        line!() + 1,
+        std::panic::catch_unwind(|| drop(Policy::new(1).burst(65_537).strict_rate())),
+    );
+    std::panic::set_hook(previous);
+    assert_eq!(*seen.lock().unwrap(), lines);
+    for msg in &messages {
+        assert!(
+            msg.contains("`burst` must be at most 65536 with `strict_rate`"),
+            "{msg}"
+        );
+    }
+    // At the cap, and any burst without strict_rate, are fine.
+    let _ = [1].lane(1).rate(1.0).burst(65_536).strict_rate();
+    let _ = Policy::new(1).strict_rate().burst(65_536);
+    let _ = [1].lane(1).rate(1.0).burst(u32::MAX);
+}
+
+/// A job of [`strict_inputs`]: its arrival (ms), its duration (ms), whether its first attempt fails.
+type Job = (u64, u64, bool);
+
+/// Rates, bursts, limits, arrivals, task durations, first-attempt failures and a cycle of clock steps
+/// (tenths of a period, up to four periods: timers that wake early, on time and late), for the strict
+/// schedule's property.
+fn strict_inputs() -> impl Strategy<Value = (u64, u32, usize, Vec<Job>, Vec<u64>)> {
+    (1u64..=20, 1u32..=6, 1usize..=6, 1usize..=40, 1usize..=8).prop_flat_map(
+        |(period_ms, burst, limit, n, steps)| {
+            (
+                Just(period_ms),
+                Just(burst),
+                Just(limit),
+                proptest::collection::vec((0u64..200, 0u64..30, any::<bool>()), n),
+                proptest::collection::vec(1u64..=40, steps),
+            )
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: if cfg!(miri) { 3 } else { 128 },
+        failure_persistence: if cfg!(miri) { None } else { ProptestConfig::default().failure_persistence },
+        ..ProptestConfig::default()
+    })]
+
+    /// Over random rates, bursts, limits, arrivals, durations and retries, with the clock moving by
+    /// random steps (timers that wake late by up to three periods): no window of `burst` periods
+    /// holds more than `burst` attempt starts, start k is never earlier than `t0 + (k - burst + 1) T`,
+    /// and every item yields exactly one output.
+    #[test]
+    fn the_strict_schedule_holds_over_random_arrivals_and_late_wake_ups(
+        (period_ms, burst, limit, jobs, step_tenths) in strict_inputs()
+    ) {
+        let sim = Sim::default();
+        let per_second = 1_000.0 / period_ms as f64;
+        let period = period_of(per_second);
+        let (tx, rx) = mpsc::unbounded::<(u32, u64, bool)>();
+        let s = sim.clone();
+        let calls = Calls::default();
+        let mut out = rx
+            .lane(limit)
+            .with_clock(&sim.clock)
+            .rate(per_second)
+            .burst(burst)
+            .strict_rate()
+            .retry(1)
+            .backoff(Backoff::constant(ms(2)))
+            .map_async(move |(i, dur, fails)| {
+                s.start();
+                let first = calls.next(i) == 1;
+                let sleep = s.sleep(ms(dur));
+                async move {
+                    sleep.await;
+                    if fails && first { Err(i) } else { Ok(i) }
+                }
+            });
+        let mut arrivals: Vec<(u64, u32, u64, bool)> = jobs
+            .iter()
+            .enumerate()
+            .map(|(i, &(at, dur, fails))| (at, i as u32, dur, fails))
+            .collect();
+        arrivals.sort_unstable();
+        let mut pending = arrivals.into_iter().peekable();
+        let mut steps = step_tenths.iter().cycle().map(|&t| (period * t as u32 / 10).max(NS));
+        let mut got = Vec::new();
+        let mut tx = Some(tx);
+        loop {
+            while let Some(&(at, i, dur, fails)) = pending.peek() {
+                if ms(at) > sim.now() { break; }
+                tx.as_ref().unwrap().unbounded_send((i, dur, fails)).unwrap();
+                pending.next();
+            }
+            if pending.peek().is_none() { tx = None; }
+            if sim.drain(&mut out, &mut got) { break; }
+            prop_assert!(sim.now() < Duration::from_secs(3_600));
+            sim.advance(steps.next().unwrap());
+        }
+        let mut got: Vec<u32> = got.into_iter().map(|r| r.expect("one retry is enough")).collect();
+        got.sort_unstable();
+        prop_assert_eq!(got, (0..jobs.len() as u32).collect::<Vec<_>>());
+        let starts = sim.starts();
+        let retries = jobs.iter().filter(|j| j.2).count();
+        prop_assert_eq!(starts.len(), jobs.len() + retries);
+        let most = most_in_window(&starts, period * burst);
+        prop_assert!(most <= burst as usize, "{} starts in a window of {:?} (burst {})",
+            most, period * burst, burst);
+        let t0 = starts[0];
+        for (k, t) in starts.iter().enumerate() {
+            let due = t0 + period * (k as u32 + 1).saturating_sub(burst);
+            prop_assert!(*t >= due, "start {} at {:?}, due {:?}", k, t, due);
+        }
+    }
+
+    /// Saturated demand (every item there from the start, instant tasks), the same random late
+    /// wake-ups for both schedules (clock steps of up to 5 ms, the first one at least `burst + 1`
+    /// periods): the default catches up, so some window of `burst` periods holds more than `burst`
+    /// starts, and no start comes later than under the strict schedule; the strict schedule holds
+    /// every window.
+    #[test]
+    fn under_late_wake_ups_the_default_catches_up_and_the_strict_schedule_holds_every_window(
+        period_us in 10u64..=500,
+        burst in 1u32..=8,
+        first in 0u64..=1_000,
+        step_us in proptest::collection::vec(1u64..=5_000, 1..=8),
+        n in 20u32..=200,
+    ) {
+        let per_second = 1e6 / period_us as f64;
+        let period = period_of(per_second);
+        let window = period * burst;
+        // The first wake-up is late by at least a burst and one period, and at most 5 ms (the
+        // default catches up from up to 5 ms behind).
+        let at_least = period * (burst + 1);
+        let first = at_least + (ms(5) - at_least) * first as u32 / 1_000;
+        let steps: Vec<Duration> = std::iter::once(first)
+            .chain(step_us.iter().map(|&us| Duration::from_micros(us)))
+            .collect();
+        // The steps after the first cycle without it.
+        let catch_up = starts_cycling_after_first(Schedule::CatchUp, n, per_second, burst, &steps);
+        let strict = starts_cycling_after_first(Schedule::Strict, n, per_second, burst, &steps);
+        let strict_most = most_in_window(&strict, window);
+        prop_assert!(strict_most <= burst as usize,
+            "strict: {} starts in a window of {:?} (burst {})", strict_most, window, burst);
+        let catch_up_most = most_in_window(&catch_up, window);
+        prop_assert!(catch_up_most > burst as usize,
+            "the default: at most {} starts in a window of {:?} (burst {})",
+            catch_up_most, window, burst);
+        for (k, (c, s)) in catch_up.iter().zip(&strict).enumerate() {
+            prop_assert!(c <= s, "start {}: {:?} catching up, {:?} strict", k, c, s);
+            let due = period * (k as u32 + 1).saturating_sub(burst);
+            prop_assert!(*s >= due, "strict start {} at {:?} before {:?}", k, s, due);
+        }
+    }
+}
+
+/// [`starts_under`] with limit 64, the clock moving by `steps[0]` once, then by `steps[1..]` in turn.
+fn starts_cycling_after_first(
+    schedule: Schedule,
+    n: u32,
+    per_second: f64,
+    burst: u32,
+    steps: &[Duration],
+) -> Vec<Duration> {
+    // A cycle long enough that the first step comes round again only after the lane is done.
+    let rest = &steps[1..];
+    let mut cycle = vec![steps[0]];
+    while cycle.len() < 2 * n as usize + 2 {
+        cycle.extend_from_slice(rest);
+    }
+    starts_under(schedule, n, 64, per_second, burst, &cycle)
 }

@@ -12,7 +12,7 @@
 //! ([`timers`]), served by one lazily created timer per lane. A plain lane never touches them.
 //!
 //! With a rate limit, every attempt start (a new item's first attempt, or a retry) first asks the
-//! limiter ([`Gcra`]) for a permit: a new item is pulled from the input only once it has one (no
+//! limiter ([`Limiter`]: GCRA, or the strict window) for a permit: a new item is pulled from the input only once it has one (no
 //! read-ahead), and a retry whose back-off is over waits for one in a FIFO, holding its slot. A
 //! denial arms the lane's timer for the next permit. With a progress callback, the engine counts
 //! outcomes and hands the callback a snapshot just before each output is returned.
@@ -34,7 +34,7 @@ use timers::{BackoffQueue, Link, TimeoutList};
 use window::Window;
 
 use crate::progress::{Counters, Progress};
-use crate::rate::{Gcra, Rate};
+use crate::rate::{Limiter, Rate};
 use crate::time::{Clock, Sleep};
 
 /// Polls of user futures (fresh or woken) that one `poll_next` call may make before it yields to the
@@ -248,7 +248,7 @@ pub(crate) struct Engine<M: Mode> {
     freed: bool,
     timers: Timers,
     /// The rate limiter (`None`: no rate limit).
-    rate: Option<Gcra>,
+    rate: Option<Limiter>,
     /// Slots whose back-off is over and whose next attempt waits for a permit, oldest first.
     permits: VecDeque<usize>,
     /// When the denied start may go (see the invariants).
@@ -297,7 +297,7 @@ impl<M: Mode> Engine<M> {
             window: Window::new(if ordered { window } else { 0 }),
             freed: false,
             timers,
-            rate: rate.map(Gcra::new),
+            rate: rate.map(Limiter::new),
             permits: VecDeque::new(),
             rate_due: None,
             round_now: None,
@@ -522,9 +522,9 @@ impl<M: Mode> Engine<M> {
     /// the lane is still behind its schedule then, and the next calls catch up.
     #[inline]
     fn sleep_round(&mut self) {
-        if let Some(gcra) = &mut self.rate {
+        if let Some(limiter) = &mut self.rate {
             if !self.denied {
-                gcra.idle();
+                limiter.idle();
             }
         }
     }
@@ -533,10 +533,10 @@ impl<M: Mode> Engine<M> {
     /// the next permit. The permit is taken by [`Engine::take_permit`] once the attempt does start.
     #[inline]
     fn permit(&mut self) -> bool {
-        let Some(gcra) = &self.rate else {
+        let Some(limiter) = &self.rate else {
             return true;
         };
-        let due = gcra.next_allowed();
+        let due = limiter.next_allowed();
         if self.round_now.is_some_and(|now| due <= now) {
             return true; // allowed by this call's reading: no need to read the clock again
         }
@@ -554,8 +554,8 @@ impl<M: Mode> Engine<M> {
             return true;
         }
         self.denied = true;
-        if let Some(gcra) = &mut self.rate {
-            gcra.wait();
+        if let Some(limiter) = &mut self.rate {
+            limiter.wait();
         }
         if self.rate_due != Some(due) {
             self.rate_due = Some(due);
@@ -567,8 +567,8 @@ impl<M: Mode> Engine<M> {
     /// Takes the permit that [`Engine::permit`] just granted.
     #[inline]
     fn take_permit(&mut self) {
-        if let Some(gcra) = &mut self.rate {
-            gcra.start(
+        if let Some(limiter) = &mut self.rate {
+            limiter.start(
                 self.round_now
                     .expect("tasklane: a permit comes with a clock reading"),
             );
