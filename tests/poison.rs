@@ -353,26 +353,26 @@ fn attempt(
 // map_async
 // ---------------------------------------------------------------------------------------------
 
-/// A future that panics in poll poisons a `map_async` lane (plain, retrying, timed; both orders):
-/// its panic propagates once, every later poll panics saying the lane is poisoned and polls nothing
-/// (though other items were woken meanwhile), and dropping the lane drops every future once.
-#[test]
-fn a_panic_in_a_future_poisons_a_map_async_lane() {
+/// Item 1 of a `map_async` lane of every kind, in both orders, panics (in poll, or in the drop
+/// of its finished future): the panic propagates once with `message`, every later poll panics
+/// saying the lane is poisoned and polls nothing (though other items were woken meanwhile), and
+/// dropping the lane drops every future once.
+fn a_future_panic_poisons_the_lane(how: &str, drop_panic: DropPanic, message: &str) {
     let mut cases = Cases::default();
     for kind in KINDS {
         for ordered in [false, true] {
             cases.run(|| {
-                let what = format!("map_async, {kind:?}, {}: a panic in poll", order(ordered));
+                let what = format!("map_async, {kind:?}, {}: a panic in {how}", order(ordered));
                 let (tracker, board, clock) =
                     (Tracker::new(), Board::default(), ManualClock::new());
                 let (t, b) = (tracker.clone(), board.clone());
                 let (mut p, probe) =
                     map_lane((0..6).collect(), 3, ordered, kind, &clock, move |i| {
-                        attempt(&t, &b, i, Some(1), DropPanic::No)
+                        attempt(&t, &b, i, Some(1), drop_panic)
                     });
                 assert!(p.settle().is_empty(), "{what}");
                 board.open(1);
-                assert_panics(&what, "item 1 panicked in poll", || p.poll());
+                assert_panics(&what, message, || p.poll());
                 board.open(0);
                 board.open(2);
                 assert_poisoned(&what, &[&tracker], || p.poll());
@@ -383,6 +383,14 @@ fn a_panic_in_a_future_poisons_a_map_async_lane() {
         }
     }
     cases.finish();
+}
+
+/// A future that panics in poll poisons a `map_async` lane (plain, retrying, timed; both orders):
+/// its panic propagates once, every later poll panics saying the lane is poisoned and polls nothing
+/// (though other items were woken meanwhile), and dropping the lane drops every future once.
+#[test]
+fn a_panic_in_a_future_poisons_a_map_async_lane() {
+    a_future_panic_poisons_the_lane("poll", DropPanic::No, "item 1 panicked in poll");
 }
 
 /// A panic in `map_async`'s closure (while it refills a slot) poisons the lane: the panic
@@ -431,31 +439,7 @@ fn a_panic_in_the_closure_poisons_a_map_async_lane() {
 /// dropped exactly once (the one that panicked in drop is not dropped again).
 #[test]
 fn a_panic_in_a_finished_futures_drop_poisons_a_map_async_lane() {
-    let mut cases = Cases::default();
-    for kind in KINDS {
-        for ordered in [false, true] {
-            cases.run(|| {
-                let what = format!("map_async, {kind:?}, {}: a panic in drop", order(ordered));
-                let (tracker, board, clock) =
-                    (Tracker::new(), Board::default(), ManualClock::new());
-                let (t, b) = (tracker.clone(), board.clone());
-                let (mut p, probe) =
-                    map_lane((0..6).collect(), 3, ordered, kind, &clock, move |i| {
-                        attempt(&t, &b, i, Some(1), DropPanic::Finished)
-                    });
-                assert!(p.settle().is_empty(), "{what}");
-                board.open(1);
-                assert_panics(&what, "item 1 panicked in drop", || p.poll());
-                board.open(0);
-                board.open(2);
-                assert_poisoned(&what, &[&tracker], || p.poll());
-                drop(p);
-                assert_dropped_once(&what, &tracker);
-                assert!(probe.dropped(), "{what}: the input is dropped");
-            });
-        }
-    }
-    cases.finish();
+    a_future_panic_poisons_the_lane("drop", DropPanic::Finished, "item 1 panicked in drop");
 }
 
 /// The retrying lane of the `retry_if` / `retry_after` tests: items 0..6, limit 3, two retries at
