@@ -678,7 +678,7 @@ impl<M: Mode> Engine<M> {
         if self.ordered {
             self.queue.push_back(index);
             if self.window.is_on() {
-                self.window.start(index);
+                self.window.start();
             }
         }
         self.drive(index);
@@ -734,7 +734,7 @@ impl<M: Mode> Engine<M> {
             Settle::Done(output) => {
                 self.arena.meta(index).finish();
                 let output = if self.window.is_on() {
-                    match self.window.hold(index, output) {
+                    match self.window.hold(position, output) {
                         Ok(()) => {
                             self.release(index);
                             return false;

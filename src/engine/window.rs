@@ -9,12 +9,12 @@
 //! Positions: the engine's ordered queue holds one entry per outstanding item, in input order. The
 //! window keeps, beside it, `outputs[k]`: the output of the queue's `k`-th item once it moved into
 //! the window (its queue entry then names a slot that may already run a later item, and is skipped).
-//! `seqs[slot]` is the input position of the item in `slot`, so a finishing slot finds its entry in
-//! O(1): `seqs[slot] - base`.
+//! A finishing item finds its entry in O(1) from its input position (which its slot keeps, see
+//! `engine::meta`): `position - base`.
 //!
 //! Invariants (between calls, for a window that is on):
 //! - `outputs.len()` is the engine's ordered queue length, entry for entry;
-//! - `base` is the input position of the queue's front, `next` the position of the next item;
+//! - `base` is the input position of the queue's front;
 //! - `held` counts the `Some` entries of `outputs`, and never exceeds `cap`.
 
 use std::collections::VecDeque;
@@ -25,9 +25,7 @@ pub(crate) struct Window<O> {
     cap: usize,
     held: usize,
     outputs: VecDeque<Option<O>>,
-    seqs: Vec<usize>,
     base: usize,
-    next: usize,
 }
 
 impl<O> Window<O> {
@@ -36,9 +34,7 @@ impl<O> Window<O> {
             cap,
             held: 0,
             outputs: VecDeque::new(),
-            seqs: Vec::new(),
             base: 0,
-            next: 0,
         }
     }
 
@@ -54,23 +50,18 @@ impl<O> Window<O> {
         self.held
     }
 
-    /// A new item starts in `slot`, at the back of the ordered queue.
-    pub(crate) fn start(&mut self, slot: usize) {
-        if slot >= self.seqs.len() {
-            self.seqs.resize(slot + 1, 0);
-        }
-        self.seqs[slot] = self.next;
-        self.next += 1;
+    /// A new item starts, at the back of the ordered queue.
+    pub(crate) fn start(&mut self) {
         self.outputs.push_back(None);
     }
 
-    /// The item in `slot` finished with `output`: into the window if it has room (the slot is then
-    /// free), else back to the caller, to wait in its slot.
-    pub(crate) fn hold(&mut self, slot: usize, output: O) -> Result<(), O> {
+    /// The item at input position `position` finished with `output`: into the window if it has
+    /// room (its slot is then free), else back to the caller, to wait in its slot.
+    pub(crate) fn hold(&mut self, position: usize, output: O) -> Result<(), O> {
         if self.held == self.cap {
             return Err(output);
         }
-        let entry = &mut self.outputs[self.seqs[slot] - self.base];
+        let entry = &mut self.outputs[position.wrapping_sub(self.base)];
         debug_assert!(entry.is_none(), "one output per item");
         *entry = Some(output);
         self.held += 1;
@@ -84,7 +75,7 @@ impl<O> Window<O> {
         let output = self.outputs.front_mut()?.take()?;
         self.outputs.pop_front();
         let position = self.base;
-        self.base += 1;
+        self.base = self.base.wrapping_add(1);
         self.held -= 1;
         Some((position, output))
     }
@@ -94,7 +85,7 @@ impl<O> Window<O> {
     pub(crate) fn pop_front(&mut self) {
         debug_assert!(matches!(self.outputs.front(), Some(None)));
         self.outputs.pop_front();
-        self.base += 1;
+        self.base = self.base.wrapping_add(1);
     }
 }
 
@@ -105,8 +96,8 @@ mod tests {
     #[test]
     fn outputs_wait_at_their_position_and_come_out_in_order() {
         let mut window = Window::new(2);
-        for slot in 0..3 {
-            window.start(slot);
+        for _ in 0..3 {
+            window.start();
         }
         assert_eq!(window.hold(2, "c"), Ok(()));
         assert_eq!(window.hold(1, "b"), Ok(()));
@@ -118,10 +109,10 @@ mod tests {
         assert_eq!(window.take_front(), None, "the front is not in the window");
         window.pop_front(); // the front came out of its slot
         assert_eq!(window.take_front(), Some((1, "b")));
-        window.start(1); // slot 1 takes the next item, at position 3
+        window.start(); // the next item, at position 3
         assert_eq!(window.take_front(), Some((2, "c")));
         assert_eq!(window.held(), 0);
-        assert_eq!(window.hold(1, "d"), Ok(()));
+        assert_eq!(window.hold(3, "d"), Ok(()));
         assert_eq!(window.take_front(), Some((3, "d")));
         assert_eq!(window.take_front(), None);
     }
@@ -130,7 +121,7 @@ mod tests {
     fn a_window_of_zero_is_off() {
         let mut window = Window::<u8>::new(0);
         assert!(!window.is_on());
-        window.start(0);
+        window.start();
         assert_eq!(window.hold(0, 1), Err(1));
     }
 }
