@@ -473,6 +473,8 @@ mod sealed {
         type Meta<T>: SlotMeta<Self::Keep<T>>;
         /// How the lane calls its own closures, with the futures' error type.
         type Calls;
+        /// Whether attempts may time out or be retried (see `engine::Mode::TIMED`).
+        const TIMED: bool;
         /// The first attempt for an item.
         fn start<Mk: Again>(
             maker: &mut Mk,
@@ -750,6 +752,7 @@ where
     type Fut = Mk::Fut;
     type Output = <P as sealed::Steps<AttemptOf<Mk>>>::Output;
     type Meta = <P as sealed::Steps<AttemptOf<Mk>>>::Meta<Mk::Item>;
+    const TIMED: bool = <P as sealed::Steps<AttemptOf<Mk>>>::TIMED;
 
     #[inline]
     fn start(&mut self, item: Mk::Item) -> (Option<Self::Keep>, Mk::Fut) {
@@ -787,6 +790,7 @@ impl<O> sealed::Steps<O> for Plain {
     type Keep<T> = ();
     type Meta<T> = engine::Single;
     type Calls = ();
+    const TIMED: bool = false;
 
     #[inline]
     fn start<Mk: sealed::Again>(maker: &mut Mk, item: Mk::Item) -> (Option<()>, Mk::Fut) {
@@ -822,6 +826,7 @@ impl<E0, U, E> sealed::Steps<Result<U, E>> for Timed<E0> {
     type Keep<T> = ();
     type Meta<T> = engine::Single;
     type Calls = ();
+    const TIMED: bool = true;
 
     #[inline]
     fn start<Mk: sealed::Again>(maker: &mut Mk, item: Mk::Item) -> (Option<()>, Mk::Fut) {
@@ -864,6 +869,7 @@ impl<E0, R, H, U, E> sealed::Steps<Result<U, E>> for Retrying<E0, R, H> {
     type Keep<T> = T;
     type Meta<T> = engine::Retried<T>;
     type Calls = sealed::RetryCalls<R, H, E>;
+    const TIMED: bool = true;
 
     #[inline]
     fn start<Mk: sealed::Again>(maker: &mut Mk, item: Mk::Item) -> (Option<Mk::Item>, Mk::Fut) {

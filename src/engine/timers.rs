@@ -4,7 +4,7 @@
 //!   deadline: a FIFO is a priority queue here. It is an intrusive doubly linked list through the
 //!   slots ([`Link`], kept in each slot), so a finished attempt leaves it in O(1) and nothing stale
 //!   piles up. An attempt joins it only at a clock reading after it first returned `Pending` (see
-//!   `Engine::stamp_timeouts`); until then it is one entry in a plain vector of recent attempts, so
+//!   `Timers::stamp_due`); until then it is one entry in a plain vector of recent attempts, so
 //!   an attempt that finishes before that reading never touches the list or the clock.
 //! - Back-off deadlines are random (jitter), so they go into a binary heap; an item stays in it until
 //!   its deadline (a slot in back-off has nothing else to do), so it holds at most `limit` entries and
@@ -13,7 +13,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::slots::NIL;
+use super::waker::NIL;
 
 /// A slot's timeout bookkeeping: its place in the timeout list, and its current attempt's record.
 #[derive(Debug, Clone, Copy)]

@@ -1,11 +1,4 @@
-//! The slot arena: pinned in-flight futures, one waker per slot, and the ready set.
-//!
-//! Slots live in chunks (`Pin<Box<[Slot]>>`) that are allocated lazily and never move or shrink while the
-//! arena lives: chunk 0 holds `min(limit, FIRST_CHUNK)` slots, chunk `k >= 1` holds
-//! `FIRST_CHUNK << (k - 1)`, so the whole arena never holds more than twice the slots in use, and
-//! `lane(usize::MAX)` allocates nothing until an item arrives. A slot is reused for item after item.
-//! A slot holds only its state (the future or the output) and the engine's per-slot data, which is
-//! nothing for a lane that never retries (see `engine::meta`).
+//! The slot wakers and the ready set: what a waker does, and the protocol that loses no wake-up.
 //!
 //! Every slot has a [`Signal`] that is its waker. The signals of a chunk live side by side in one
 //! [`Block`] (16 bytes each, four to a cache line), shared by reference count with every waker made
@@ -30,25 +23,18 @@
 //! (and through it the shared state) alive and pushes into a stack that nobody reads any more; it
 //! never touches a slot, so the futures and outputs are dropped with the arena as usual.
 //!
-//! Unsafe code, all in this file: indexing a pinned chunk (`Pin<&mut Slot>` out of
-//! `Pin<Box<[Slot]>>`; the projections from there are pin-project-lite's; the alternative, a `Box`
-//! per slot, costs a pointer chase per poll and scatters the slots in memory), and the waker's vtable (the
-//! alternative, an `Arc` per slot through `std::task::Wake`, costs a 48-byte allocation and a
-//! 24-byte `Waker` + `Arc` per slot, which at 10,000 in flight no longer fit in the L2 cache; see
-//! BENCHMARKS.md).
-#![allow(unsafe_code)] // reason: pinning futures inside the arena's chunks, and the slot wakers
+//! Unsafe code: the waker's vtable and the block pointer it adopts (the alternative, an `Arc` per
+//! slot through `std::task::Wake`, costs a 48-byte allocation and a 24-byte `Waker` + `Arc` per
+//! slot, which at 10,000 in flight no longer fit in the L2 cache; see BENCHMARKS.md).
+#![allow(unsafe_code)] // reason: the slot wakers' vtable
 
-use std::future::Future;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::ops::Deref;
-use std::pin::Pin;
 use std::ptr;
 use std::sync::atomic::AtomicPtr;
 use std::sync::Arc;
-use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
-
-use pin_project_lite::pin_project;
+use std::task::{RawWaker, RawWakerVTable, Waker};
 
 use sync::{AtomicUsize, AtomicWaker, Ordering};
 
@@ -86,9 +72,8 @@ mod sync {
 /// The end of a list of slot indices (no slot has this index: an arena never holds `usize::MAX` slots).
 pub(crate) const NIL: usize = usize::MAX;
 
-/// Slots in the first chunk, when the limit is larger.
-const FIRST_CHUNK: usize = 64;
-const FIRST_CHUNK_SHIFT: u32 = FIRST_CHUNK.trailing_zeros();
+/// The index that the lane's timer pushes on the stack of woken slots.
+pub(crate) const TIMER: usize = usize::MAX - 1;
 
 /// State shared between the consumer (the lane) and every slot's waker.
 ///
@@ -109,16 +94,22 @@ pub(crate) struct Shared {
 const ASLEEP: usize = usize::MAX - 2;
 
 impl Shared {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Shared {
             head: AtomicUsize::new(NIL),
             consumer: AtomicWaker::new(),
         }
     }
 
+    /// Whether the stack may hold woken slots (a relaxed load: a hint, [`Shared::take_woken`] decides).
+    #[inline]
+    pub(super) fn may_have_woken(&self) -> bool {
+        self.head.load(Ordering::Relaxed) != NIL
+    }
+
     /// Takes the stack of woken slots, leaving it empty with the consumer awake.
     #[inline]
-    fn take_woken(&self) -> usize {
+    pub(super) fn take_woken(&self) -> usize {
         if self.head.load(Ordering::Relaxed) == NIL {
             return NIL; // a plain load is cheaper than a swap on the common empty path
         }
@@ -128,8 +119,8 @@ impl Shared {
         }
     }
 
-    /// See [`Arena::may_sleep`].
-    fn may_sleep(&self, waker: &Waker) -> bool {
+    /// See [`Arena::may_sleep`](super::arena::Arena::may_sleep).
+    pub(super) fn may_sleep(&self, waker: &Waker) -> bool {
         self.consumer.register(waker);
         // Release: the registration is visible to the waker whose push reads `ASLEEP`.
         match self
@@ -220,7 +211,7 @@ impl Deref for WakerRef<'_> {
 
 impl Block {
     /// A block of `len` signals for the slots `start .. start + len`.
-    fn new(shared: &Arc<Shared>, start: usize, len: usize) -> Arc<Block> {
+    pub(super) fn new(shared: &Arc<Shared>, start: usize, len: usize) -> Arc<Block> {
         let block = Arc::new(Block {
             shared: Arc::clone(shared),
             start,
@@ -238,9 +229,15 @@ impl Block {
         unsafe { Arc::from_raw(raw) }
     }
 
+    /// The signal of slot `start + offset`.
+    #[inline]
+    pub(super) fn signal(&self, offset: usize) -> &Signal {
+        &self.signals[offset]
+    }
+
     /// A waker for `signals[offset]` that borrows this block.
     #[inline]
-    fn waker_ref(&self, offset: usize) -> WakerRef<'_> {
+    pub(super) fn waker_ref(&self, offset: usize) -> WakerRef<'_> {
         let data: *const Signal = &self.signals[offset];
         // SAFETY: `data` points at a signal of this block, which outlives the `WakerRef` (it borrows
         // `self`); the vtable's contract holds for it (see `VTABLE`) except that this waker owns no
@@ -310,7 +307,7 @@ impl Signal {
 
     /// Pushes slot `index` on the stack of woken slots, unless it is there already, and wakes the
     /// consumer if its push ends the consumer's sleep. See the invariants above [`Signal`].
-    fn wake(&self, index: usize, shared: &Shared) {
+    pub(super) fn wake(&self, index: usize, shared: &Shared) {
         let mut head = shared.head.load(Ordering::Relaxed);
         let mut word = self.word.load(Ordering::Relaxed);
         loop {
@@ -368,273 +365,11 @@ impl Signal {
     /// store-buffering pattern) a future that registers its waker once and then checks an atomic
     /// flag could miss its last wake-up for good.
     #[inline]
-    fn take(&self) -> usize {
+    pub(super) fn take(&self) -> usize {
         // The link was written by the waker that set `QUEUED` before its push, which the consumer's
         // swap of the stack acquired.
         decode(self.word.swap(encode(NIL), Ordering::AcqRel))
     }
-}
-
-/// What polling a slot gave.
-pub(crate) enum Polled<T> {
-    /// The attempt finished with this output (the slot is now `Waiting`).
-    Ready(T),
-    /// The attempt is still running.
-    Pending,
-    /// The slot has no running attempt (a stale wake-up).
-    Idle,
-}
-
-pin_project! {
-    /// What a slot holds.
-    #[project = StateProj]
-    #[project_replace = StateTaken]
-    enum State<Fut, O> {
-        // Free for the next item.
-        Empty,
-        // An in-flight attempt, pinned in its slot: it is dropped in place, never moved.
-        Running { #[pin] fut: Fut },
-        // An item between attempts (backing off): no future, the item's state is in the slot's meta.
-        Waiting,
-        // An item's final output, waiting for its turn to be yielded.
-        Done { output: O },
-    }
-}
-
-pin_project! {
-    struct Slot<Fut, O, M> {
-        #[pin]
-        state: State<Fut, O>,
-        // What the engine keeps per item (nothing for a plain lane; the item and its attempt count
-        // for retries).
-        meta: M,
-    }
-}
-
-/// A chunk's slots, pinned: the futures in them are polled in place.
-type Slots<Fut, O, M> = Pin<Box<[Slot<Fut, O, M>]>>;
-
-/// A chunk of slots and their signals (`block.signals[i]` is the signal of `slots[i]`).
-struct Chunk<Fut, O, M> {
-    slots: Slots<Fut, O, M>,
-    block: Arc<Block>,
-}
-
-/// Slot `offset` of a chunk's pinned slots.
-#[inline]
-fn pinned<Fut, O, M>(slots: &mut Slots<Fut, O, M>, offset: usize) -> Pin<&mut Slot<Fut, O, M>> {
-    // SAFETY: an element of a pinned slice is pinned as the slice is: the boxed slice is never
-    // moved out of, resized or freed before it is dropped, so no element moves either.
-    unsafe { slots.as_mut().map_unchecked_mut(|s| &mut s[offset]) }
-}
-
-/// The slot arena. See the module docs.
-pub(crate) struct Arena<Fut, O, M> {
-    /// Chunk `k` holds the slots `start(k) .. start(k) + len`.
-    chunks: Vec<Chunk<Fut, O, M>>,
-    /// Slots created so far (all chunks but the last are full).
-    len: usize,
-    /// The most slots this arena will ever create.
-    limit: usize,
-    shared: Arc<Shared>,
-    /// The lane timer's signal (made on first use): waking it pushes [`TIMER`]; and its waker.
-    timer: Option<(Arc<Block>, Waker)>,
-}
-
-/// The index that the lane's timer pushes on the stack of woken slots.
-pub(crate) const TIMER: usize = usize::MAX - 1;
-
-impl<Fut: Future, O, M: Default> Arena<Fut, O, M> {
-    pub(crate) fn new(limit: usize) -> Self {
-        Arena {
-            chunks: Vec::new(),
-            len: 0,
-            limit,
-            shared: Arc::new(Shared::new()),
-            timer: None,
-        }
-    }
-
-    /// Slots created so far.
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Creates one more slot (allocating a chunk if the last one is full) and returns its index.
-    ///
-    /// NOTE: the caller keeps `len() < limit`.
-    pub(crate) fn grow(&mut self) -> usize {
-        debug_assert!(self.len < self.limit);
-        let capacity = self.chunks.iter().map(|c| c.slots.len()).sum::<usize>();
-        if self.len == capacity {
-            let want = if self.chunks.is_empty() {
-                FIRST_CHUNK
-            } else {
-                FIRST_CHUNK << (self.chunks.len() - 1)
-            };
-            let size = want.min(self.limit - capacity);
-            let slots: Box<[Slot<Fut, O, M>]> = (0..size)
-                .map(|_| Slot {
-                    state: State::Empty,
-                    meta: M::default(),
-                })
-                .collect();
-            let block = Block::new(&self.shared, capacity, size);
-            self.chunks.push(Chunk {
-                slots: Box::into_pin(slots),
-                block,
-            });
-        }
-        self.len += 1;
-        self.len - 1
-    }
-
-    #[inline]
-    fn slot(&mut self, index: usize) -> Pin<&mut Slot<Fut, O, M>> {
-        let (chunk, offset) = locate(index);
-        pinned(&mut self.chunks[chunk].slots, offset)
-    }
-
-    /// The engine's data for a slot.
-    #[inline]
-    pub(crate) fn meta(&mut self, index: usize) -> &mut M {
-        self.slot(index).project().meta
-    }
-
-    /// The waker of the lane's timer (made on first use).
-    pub(crate) fn timer_waker(&mut self) -> &Waker {
-        let shared = &self.shared;
-        &self
-            .timer
-            .get_or_insert_with(|| {
-                let block = Block::new(shared, TIMER, 1);
-                let waker = Waker::clone(&block.waker_ref(0));
-                (block, waker)
-            })
-            .1
-    }
-
-    /// Puts a new attempt into an empty or waiting slot. It has not been polled yet.
-    #[inline]
-    pub(crate) fn fill(&mut self, index: usize, fut: Fut) {
-        let mut state = self.slot(index).project().state;
-        debug_assert!(matches!(
-            state.as_mut().project(),
-            StateProj::Empty | StateProj::Waiting
-        ));
-        state.set(State::Running { fut });
-    }
-
-    /// Drops the slot's running attempt in place (a timeout); the slot is left `Waiting`.
-    pub(crate) fn cancel(&mut self, index: usize) {
-        let mut state = self.slot(index).project().state;
-        debug_assert!(matches!(
-            state.as_mut().project(),
-            StateProj::Running { .. }
-        ));
-        state.set(State::Waiting);
-    }
-
-    /// Empties a slot whose item ended without leaving its output there (the reorder window took it).
-    pub(crate) fn release(&mut self, index: usize) {
-        let mut state = self.slot(index).project().state;
-        debug_assert!(matches!(state.as_mut().project(), StateProj::Waiting));
-        state.set(State::Empty);
-    }
-
-    /// Stores an item's final output in its slot.
-    #[inline]
-    pub(crate) fn set_done(&mut self, index: usize, output: O) {
-        self.slot(index).project().state.set(State::Done { output });
-    }
-
-    /// Polls the slot's attempt (if it has one) with the slot's own waker. When it finishes, the
-    /// future is dropped in place, the slot is left `Waiting`, and its output is returned.
-    #[inline]
-    pub(crate) fn poll(&mut self, index: usize) -> Polled<Fut::Output> {
-        let (chunk, offset) = locate(index);
-        let Chunk { slots, block } = &mut self.chunks[chunk];
-        let waker = block.waker_ref(offset);
-        let mut state = pinned(slots, offset).project().state;
-        let fut = match state.as_mut().project() {
-            StateProj::Running { fut } => fut,
-            _ => return Polled::Idle, // a stale wake-up of a slot without an attempt
-        };
-        match fut.poll(&mut Context::from_waker(&waker)) {
-            Poll::Ready(output) => {
-                state.set(State::Waiting);
-                Polled::Ready(output)
-            }
-            Poll::Pending => Polled::Pending,
-        }
-    }
-
-    /// Takes a finished output out, leaving the slot empty; `None` (and the slot untouched) when the
-    /// slot has no output yet.
-    #[inline]
-    pub(crate) fn take_output(&mut self, index: usize) -> Option<O> {
-        let mut state = self.slot(index).project().state;
-        if !matches!(state.as_mut().project(), StateProj::Done { .. }) {
-            return None;
-        }
-        match state.project_replace(State::Empty) {
-            StateTaken::Done { output } => Some(output),
-            _ => unreachable!("checked above"),
-        }
-    }
-
-    /// Takes the stack of woken slots, leaving it empty. Walk it with [`Arena::next_woken`].
-    #[inline]
-    pub(crate) fn take_woken(&self) -> usize {
-        self.shared.take_woken()
-    }
-
-    /// The signal of slot `index` (or of the timer).
-    #[inline]
-    fn signal(&self, index: usize) -> &Signal {
-        if index == TIMER {
-            &self
-                .timer
-                .as_ref()
-                .expect("the timer's waker exists once used")
-                .0
-                .signals[0]
-        } else {
-            let (chunk, offset) = locate(index);
-            &self.chunks[chunk].block.signals[offset]
-        }
-    }
-
-    /// Takes `index` off a list obtained from [`Arena::take_woken`] and returns the next slot of that
-    /// list. From here on a new wake-up of `index` pushes it again.
-    #[inline]
-    pub(crate) fn next_woken(&mut self, index: usize) -> usize {
-        self.signal(index).take()
-    }
-
-    /// Wakes slot `index` as its own waker would: it is polled in a later round (a slot whose
-    /// fresh attempt is left for the next `poll_next` call when the budget is spent).
-    pub(crate) fn requeue(&self, index: usize) {
-        self.signal(index).wake(index, &self.shared);
-    }
-
-    /// On the way to returning `Pending`: registers the consumer's waker and reports whether it may
-    /// sleep (nothing was woken meanwhile). When it returns `false`, the consumer is active again
-    /// and must look at the woken slots.
-    pub(crate) fn may_sleep(&self, waker: &Waker) -> bool {
-        self.shared.may_sleep(waker)
-    }
-}
-
-/// Maps a slot index to (chunk, offset): chunk 0 holds `0..FIRST_CHUNK`, chunk `k >= 1` holds
-/// `FIRST_CHUNK << (k - 1) .. FIRST_CHUNK << k`.
-#[inline]
-fn locate(index: usize) -> (usize, usize) {
-    if index < FIRST_CHUNK {
-        return (0, index);
-    }
-    let k = usize::BITS - 1 - (index >> FIRST_CHUNK_SHIFT).leading_zeros();
-    (k as usize + 1, index - (FIRST_CHUNK << k))
 }
 
 #[cfg(all(test, not(tasklane_loom)))]
@@ -642,179 +377,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn locate_maps_every_index_once() {
-        let sizes: Vec<usize> = (0..8)
-            .map(|k| {
-                if k == 0 {
-                    FIRST_CHUNK
-                } else {
-                    FIRST_CHUNK << (k - 1)
-                }
-            })
-            .collect();
-        let mut index = 0;
-        for (chunk, &size) in sizes.iter().enumerate() {
-            for offset in 0..size {
-                assert_eq!(locate(index), (chunk, offset), "index {index}");
-                index += 1;
-            }
-        }
-        assert_eq!(
-            locate(usize::MAX - 1).0,
-            usize::BITS as usize - FIRST_CHUNK_SHIFT as usize
-        );
-    }
-
-    #[test]
-    fn chunks_grow_geometrically_and_stop_at_the_limit() {
-        let mut arena = Arena::<std::future::Ready<()>, (), ()>::new(200);
-        for i in 0..200 {
-            assert_eq!(arena.grow(), i);
-        }
-        let sizes: Vec<usize> = arena.chunks.iter().map(|c| c.slots.len()).collect();
-        assert_eq!(sizes, [64, 64, 72]);
-        let mut small = Arena::<std::future::Ready<()>, (), ()>::new(3);
-        for _ in 0..3 {
-            small.grow();
-        }
-        assert_eq!(small.chunks.len(), 1);
-        assert_eq!(small.chunks[0].slots.len(), 3);
-    }
-
-    impl<Fut: Future, O, M: Default> Arena<Fut, O, M> {
-        /// An owned waker of slot `index`, as a future would clone it from its context.
-        fn waker(&self, index: usize) -> Waker {
-            let (chunk, offset) = locate(index);
-            Waker::clone(&self.chunks[chunk].block.waker_ref(offset))
-        }
-
-        /// Takes every woken slot, in any order.
-        fn woken(&mut self) -> Vec<usize> {
-            let mut seen = Vec::new();
-            let mut cur = self.take_woken();
-            while cur != NIL {
-                seen.push(cur);
-                cur = self.next_woken(cur);
-            }
-            seen.sort_unstable();
-            seen
-        }
-    }
-
-    #[test]
     fn links_round_trip() {
         for link in [NIL, TIMER, 0, 1, 63, 64, 1 << 40] {
             assert_eq!(decode(encode(link)), link);
             assert_eq!(decode(encode(link) | QUEUED), link);
             assert_eq!(encode(link) & QUEUED, 0);
-        }
-    }
-
-    #[test]
-    fn a_wake_up_pushes_a_slot_once() {
-        let mut arena = Arena::<std::future::Pending<()>, (), ()>::new(4);
-        for _ in 0..4 {
-            arena.grow();
-        }
-        let w1 = arena.waker(1);
-        let w3 = arena.waker(3);
-        w1.wake_by_ref();
-        w3.wake_by_ref();
-        w1.wake_by_ref(); // already queued: no second push
-        assert_eq!(arena.woken(), [1, 3]);
-        assert_eq!(arena.take_woken(), NIL);
-        w3.wake_by_ref(); // taken off: pushed again
-        assert_eq!(arena.woken(), [3]);
-        drop(arena);
-        w1.wake(); // a waker that outlives the arena is harmless
-        w3.wake_by_ref();
-    }
-
-    #[test]
-    fn wakers_of_every_chunk_and_the_timer_push_their_own_index() {
-        let mut arena = Arena::<std::future::Pending<()>, (), ()>::new(300);
-        for _ in 0..300 {
-            arena.grow();
-        }
-        let indices = [0, 63, 64, 127, 128, 255, 256, 299];
-        let wakers: Vec<Waker> = indices.iter().map(|&i| arena.waker(i)).collect();
-        for waker in &wakers {
-            waker.wake_by_ref();
-        }
-        assert_eq!(arena.woken(), indices);
-        let timer = arena.timer_waker().clone();
-        timer.wake_by_ref();
-        wakers[2].wake_by_ref();
-        assert_eq!(arena.woken(), [64, TIMER]);
-        // Clones share the slot's signal, and `will_wake` sees it.
-        let clone = wakers[1].clone();
-        assert!(clone.will_wake(&wakers[1]));
-        assert!(!clone.will_wake(&wakers[0]));
-        drop(wakers);
-        clone.wake();
-        assert_eq!(arena.woken(), [63]);
-    }
-
-    #[test]
-    fn the_last_waker_frees_the_block() {
-        let mut arena = Arena::<std::future::Pending<()>, (), ()>::new(2);
-        arena.grow();
-        let block = Arc::clone(&arena.chunks[0].block);
-        let waker = arena.waker(0);
-        let clone = waker.clone();
-        assert_eq!(Arc::strong_count(&block), 4); // arena, test, two wakers
-        drop(arena);
-        drop(waker);
-        assert_eq!(Arc::strong_count(&block), 2);
-        clone.wake();
-        assert_eq!(Arc::strong_count(&block), 1);
-    }
-
-    #[test]
-    fn wake_ups_from_other_threads_are_never_lost() {
-        const SLOTS: usize = 100;
-        const THREADS: usize = 3;
-        const ROUNDS: usize = if cfg!(miri) { 3 } else { 200 };
-        let mut arena = Arena::<std::future::Pending<()>, (), ()>::new(SLOTS);
-        for _ in 0..SLOTS {
-            arena.grow();
-        }
-        for _ in 0..ROUNDS {
-            // Each slot is woken by one thread or another (some twice); each must come out once.
-            let wakers: Vec<Vec<Waker>> = (0..THREADS)
-                .map(|t| {
-                    (0..SLOTS)
-                        .filter(|i| i % THREADS == t || i % 7 == t)
-                        .map(|i| arena.waker(i))
-                        .collect()
-                })
-                .collect();
-            let threads: Vec<_> = wakers
-                .into_iter()
-                .map(|ws| {
-                    std::thread::spawn(move || {
-                        for w in ws {
-                            w.wake();
-                        }
-                    })
-                })
-                .collect();
-            let mut seen = Vec::new();
-            while seen.len() < SLOTS || threads.iter().any(|t| !t.is_finished()) {
-                let mut cur = arena.take_woken();
-                while cur != NIL {
-                    seen.push(cur);
-                    cur = arena.next_woken(cur);
-                }
-                std::thread::yield_now();
-            }
-            for t in threads {
-                t.join().unwrap();
-            }
-            seen.extend(arena.woken());
-            seen.sort_unstable();
-            seen.dedup();
-            assert_eq!(seen, (0..SLOTS).collect::<Vec<_>>());
         }
     }
 }

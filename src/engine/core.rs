@@ -1,0 +1,551 @@
+//! The engine's poll loop, generic over its order and admission components, and the hot path of an
+//! item: start, poll, settle, hand out. The slow paths (retries, timeouts, rate waits) are in
+//! `engine::waits`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::admission::Admission;
+use super::arena::Arena;
+use super::deadlines::Timers;
+use super::lifecycle::{Polled, State};
+use super::order::{Kept, Next, Order};
+use super::waker::{NIL, TIMER};
+use super::{poisoned, Mode, Outcome, Settle, SlotMeta, BUDGET};
+use crate::progress::Counters;
+
+pub(super) type ArenaOf<M> = Arena<<M as Mode>::Fut, <M as Mode>::Output, <M as Mode>::Meta>;
+
+/// An output held for phase 3 of the call: the slot it came out of (`Free`, still counted as
+/// occupied, to be refilled; `None`: a fresh item that never took its slot), its input position,
+/// and the output.
+type Held<O> = (Option<usize>, usize, O);
+
+/// What became of an item after one of its attempts ended (see [`Core::settle`]).
+pub(super) enum Settled<O> {
+    /// The item is finished: the caller hands the output out or keeps it (the slot is still
+    /// `Running` with the ended attempt, or `Free` after a timeout).
+    Done(O),
+    /// Its next attempt was started in the slot, not polled yet.
+    Restarted,
+    /// It backs off or waits for a permit.
+    Waiting,
+}
+
+/// At most `limit` items in progress, in the order `O` chooses, started as `A` admits them.
+///
+/// Invariants (between calls):
+/// - `occupied` counts the slots that hold an item (`Running`, `BackingOff`, `AwaitingPermit` or
+///   `Done`); it never exceeds `limit`. `occupied + order.held()` is exactly the number of items
+///   pulled and not yet yielded (the window holds finished outputs outside their slots).
+/// - `free` holds exactly the `Free` slots; every slot index `< arena.len()` is free or occupied.
+/// - `batch` is a list of woken slots taken from the shared stack and not yet polled (`NIL`: none).
+/// - `pulled` is the input position of the next item.
+/// - see `engine::order`, `engine::deadlines` and `engine::admission` for their own.
+pub(crate) struct Core<M: Mode, O, A> {
+    pub(super) mode: M,
+    pub(super) arena: ArenaOf<M>,
+    pub(super) free: Vec<usize>,
+    pub(super) batch: usize,
+    pub(super) limit: usize,
+    pub(super) occupied: usize,
+    pub(super) order: O,
+    pub(super) timers: Timers,
+    pub(super) admission: A,
+    /// Progress counters (kept only when `M::REPORTS`).
+    pub(super) counters: Counters,
+    /// Polls of user futures left in this `poll_next` call (see [`BUDGET`]).
+    pub(super) budget: u32,
+    pub(super) pulled: usize,
+    /// The input returned `None`; it is never polled again.
+    pub(super) input_done: bool,
+    /// `poll_next` returned `None`; it keeps returning `None`.
+    pub(super) terminated: bool,
+    /// Set on entry to `poll_lane` and cleared on every return from it: still set at the next call,
+    /// it means that user code panicked out of the last one, which may have left the lane's state
+    /// half-updated, so the lane refuses to go on (see [`poisoned`]).
+    pub(super) poisoned: bool,
+}
+
+impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
+    pub(super) fn new(mode: M, limit: usize, window: usize, timers: Timers, admission: A) -> Self {
+        debug_assert!(limit > 0);
+        Core {
+            mode,
+            arena: Arena::new(limit),
+            free: Vec::new(),
+            batch: NIL,
+            limit,
+            occupied: 0,
+            order: O::new(window),
+            timers,
+            admission,
+            counters: Counters::default(),
+            budget: BUDGET,
+            pulled: 0,
+            input_done: false,
+            terminated: false,
+            poisoned: false,
+        }
+    }
+
+    /// See `Engine::poll_lane`.
+    #[inline]
+    pub(super) fn poll_lane<const INDEXED: bool, P>(
+        &mut self,
+        cx: &mut Context<'_>,
+        pull: P,
+        emit: bool,
+    ) -> Poll<Option<(usize, M::Output)>>
+    where
+        P: FnMut(&mut Context<'_>) -> Poll<Option<M::Item>>,
+    {
+        if self.poisoned {
+            poisoned();
+        }
+        self.poisoned = true;
+        let result = self.poll_unguarded::<INDEXED, P>(cx, pull, emit);
+        self.poisoned = false;
+        result
+    }
+
+    /// The four-phase loop: drive the woken slots, admit and start new items, hand out the next
+    /// finished output, then end or sleep.
+    #[inline(always)]
+    fn poll_unguarded<const INDEXED: bool, P>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut pull: P,
+        emit: bool,
+    ) -> Poll<Option<(usize, M::Output)>>
+    where
+        P: FnMut(&mut Context<'_>) -> Poll<Option<M::Item>>,
+    {
+        if self.terminated {
+            return Poll::Ready(None);
+        }
+        self.budget = BUDGET;
+        if A::LIMITED {
+            self.admission.gate().begin_round();
+        }
+        let result = loop {
+            // Phase 1: drive every woken slot (even when an output is already waiting, picking up
+            // wake-ups that happen meanwhile) until none is left or the budget is spent. The first
+            // item to finish that is next is held out of its slot, to be handed out in phase 3.
+            let mut held = if self.batch != NIL || self.arena.may_have_woken() {
+                self.drive_woken(emit)
+            } else {
+                None
+            };
+
+            // Phase 2: admission, then fill the free slots. Retries waiting for a permit go first.
+            // A fresh attempt is polled at once; finished, next, and with no other output waiting,
+            // it is held for phase 3 without ever taking its slot (the next item may take it).
+            if A::LIMITED {
+                self.line_up_due_retries();
+                self.serve_permits();
+            }
+            while self.occupied < self.limit
+                && !self.input_done
+                && self.budget > 0
+                && self.may_pull()
+            {
+                match pull(cx) {
+                    Poll::Ready(Some(item)) => {
+                        if A::LIMITED {
+                            self.admission.gate().admit();
+                        }
+                        let index = match self.free.last() {
+                            Some(&index) => index,
+                            None => self.grow(),
+                        };
+                        let direct = emit && held.is_none();
+                        match self.start(index, item, direct) {
+                            Some((position, output)) => {
+                                held = Some((None, position, output)); // its slot stays free
+                            }
+                            None => {
+                                self.free.pop(); // the slot is taken
+                            }
+                        }
+                    }
+                    Poll::Ready(None) => self.input_done = true,
+                    Poll::Pending => break,
+                }
+            }
+
+            // Phase 3: hand out the output held in phase 1, or the next one waiting in its slot or
+            // the window, refilling its slot first.
+            if let Some((slot, position, output)) = held {
+                break Poll::Ready(Some(match slot {
+                    Some(index) => {
+                        self.hand_out::<INDEXED, P>(index, position, output, cx, &mut pull)
+                    }
+                    None => self.hand_out_fresh::<INDEXED>(position, output),
+                }));
+            }
+            if emit {
+                if let Some(next) = self.order.take_next(&mut self.arena) {
+                    break Poll::Ready(Some(self.hand_out_next::<INDEXED, P>(next, cx, &mut pull)));
+                }
+            }
+
+            // Phase 4: end, or sleep once nothing is left to do.
+            if self.input_done && self.occupied == 0 && self.order.held() == 0 {
+                self.terminated = true;
+                break Poll::Ready(None);
+            }
+            if self.budget == 0 {
+                // Work is left but the budget is spent: let the executor run other tasks first.
+                cx.waker().wake_by_ref();
+                break Poll::Pending;
+            }
+            if self.batch == NIL {
+                self.stamp_timeouts();
+                if self.arena.may_sleep(cx.waker()) {
+                    // Every attempt holds its slot's waker, the timer the lane's, the input ours.
+                    if A::LIMITED {
+                        self.admission.gate().sleep();
+                    }
+                    return Poll::Pending;
+                }
+            }
+        };
+        self.stamp_timeouts();
+        result
+    }
+
+    /// Phase 1: drives the woken slots. Returns the first item that finished and is next, out of
+    /// its slot (which is `Free` but still counted as occupied): its slot index, input position and
+    /// output. Every other finished item is kept.
+    #[inline]
+    fn drive_woken(&mut self, emit: bool) -> Option<Held<M::Output>> {
+        let mut held = None;
+        if self.batch == NIL {
+            self.batch = self.arena.take_woken();
+        }
+        while self.batch != NIL && self.budget > 0 {
+            let index = self.batch;
+            // NOTE: the list advances before the poll, so a panic in user code leaves it intact.
+            self.batch = self.arena.next_woken(index);
+            if index == TIMER {
+                self.budget -= 1;
+                self.on_timer();
+            } else if let Some((position, output)) = self.drive(index, emit && held.is_none()) {
+                held = Some((Some(index), position, output));
+            }
+            if self.batch == NIL {
+                self.batch = self.arena.take_woken();
+            }
+        }
+        held
+    }
+
+    /// Creates a slot, in the free list.
+    #[cold]
+    fn grow(&mut self) -> usize {
+        let index = self.arena.grow();
+        self.timers.grow();
+        self.free.push(index);
+        index
+    }
+
+    /// Starts a new item in free slot `index` and polls its first attempt. With `direct`, an item
+    /// that finishes at once and is next is handed back (with its input position) and its slot
+    /// stays free; otherwise the slot is taken (the caller takes it off the free list, if it was
+    /// there).
+    #[inline]
+    pub(super) fn start(
+        &mut self,
+        index: usize,
+        item: M::Item,
+        direct: bool,
+    ) -> Option<(usize, M::Output)> {
+        let (keep, fut) = self.mode.start(item);
+        let position = self.pulled;
+        self.pulled = self.pulled.wrapping_add(1);
+        if M::TIMED && self.timers.exact {
+            self.start_exact(index);
+        }
+        self.budget = self.budget.saturating_sub(1);
+        // NOTE: one look-up of the slot for the whole start (fields are borrowed one by one).
+        let (slot, waker) = self.arena.slot_and_waker(index);
+        slot.meta.begin(keep, position);
+        let mut state = slot.state;
+        state.as_mut().start(fut);
+        let output = match state.as_mut().poll(&mut Context::from_waker(&waker)) {
+            Polled::Ready(output) => output,
+            Polled::Pending => {
+                self.occupied += 1;
+                self.order.started(index);
+                if M::TIMED && self.timers.timeout.is_some() {
+                    self.timers.record(index);
+                }
+                return None;
+            }
+            Polled::Idle => unreachable!("tasklane: a fresh attempt runs"),
+        };
+        if M::TIMED && self.timers.timeout.is_some() {
+            self.timers.end(index);
+        }
+        match self.mode.settle(Outcome::Finished(output), 1, position) {
+            Settle::Done(output) => {
+                slot.meta.finish();
+                if direct && self.order.fresh_is_next() {
+                    state.free();
+                    self.order.fresh_handed_out();
+                    return Some((position, output));
+                }
+                self.occupied += 1;
+                self.order.started(index);
+                keep_in(
+                    &mut self.order,
+                    &mut self.occupied,
+                    &mut self.free,
+                    state,
+                    index,
+                    position,
+                    output,
+                );
+            }
+            Settle::Retry { hint } => {
+                self.commit(index);
+                if self.schedule_retry(index, 1, hint) {
+                    self.drive_restarted(index);
+                }
+            }
+        }
+        None
+    }
+
+    /// A started item takes its slot.
+    #[inline]
+    fn commit(&mut self, index: usize) {
+        self.occupied += 1;
+        self.order.started(index);
+    }
+
+    /// Polls a slot's attempt; settles the item when the attempt ends, starting and polling the
+    /// next attempt at once when no back-off is due. Once the item is finished, it is kept (see
+    /// [`Core::keep`]), or with `hold`, if it is next, taken out of its slot (left `Free`, still
+    /// counted as occupied) and returned with its input position.
+    ///
+    /// Every poll (and every stale wake-up) takes one unit of the call's budget. The slot's current
+    /// attempt is always polled once; an attempt started at once after a failure (a zero back-off)
+    /// is polled in this call only while budget is left, else the slot is woken for the next call:
+    /// zero-delay retries never keep one `poll_next` call (and its executor thread) busy for long.
+    #[inline]
+    pub(super) fn drive(&mut self, index: usize, hold: bool) -> Option<(usize, M::Output)> {
+        loop {
+            self.budget = self.budget.saturating_sub(1);
+            // NOTE: one look-up of the slot for the poll and the settling (fields borrowed apart).
+            let (slot, waker) = self.arena.slot_and_waker(index);
+            let mut state = slot.state;
+            let output = match state.as_mut().poll(&mut Context::from_waker(&waker)) {
+                Polled::Ready(output) => output,
+                Polled::Pending => {
+                    if M::TIMED && self.timers.timeout.is_some() {
+                        self.timers.record(index);
+                    }
+                    return None;
+                }
+                Polled::Idle => return None, // a stale wake-up of a slot without an attempt
+            };
+            if M::TIMED && self.timers.timeout.is_some() {
+                self.timers.end(index);
+            }
+            let (attempts, position) = (slot.meta.attempts(), slot.meta.index());
+            match self
+                .mode
+                .settle(Outcome::Finished(output), attempts, position)
+            {
+                Settle::Done(output) => {
+                    slot.meta.finish();
+                    if hold && self.order.is_next(position) {
+                        state.free();
+                        self.order.handed_out();
+                        return Some((position, output));
+                    }
+                    keep_in(
+                        &mut self.order,
+                        &mut self.occupied,
+                        &mut self.free,
+                        state,
+                        index,
+                        position,
+                        output,
+                    );
+                    return None;
+                }
+                Settle::Retry { hint } => {
+                    if !self.schedule_retry(index, attempts, hint) {
+                        return None;
+                    }
+                    if self.budget == 0 {
+                        self.arena.requeue(index); // the next call polls the new attempt
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Settles an item after an attempt ended.
+    // NOTE: always inlined: it is on every item's path, and left out of line it costs ~15 % more
+    // instructions per item in timed and retrying lanes (callgrind).
+    #[inline(always)]
+    pub(super) fn settle(
+        &mut self,
+        index: usize,
+        outcome: Outcome<<M::Fut as Future>::Output>,
+    ) -> Settled<M::Output> {
+        let meta = self.arena.meta(index);
+        let (attempts, position) = (meta.attempts(), meta.index());
+        match self.mode.settle(outcome, attempts, position) {
+            Settle::Done(output) => {
+                self.arena.meta(index).finish();
+                Settled::Done(output)
+            }
+            Settle::Retry { hint } => {
+                if self.schedule_retry(index, attempts, hint) {
+                    Settled::Restarted
+                } else {
+                    Settled::Waiting
+                }
+            }
+        }
+    }
+
+    /// A finished item that is not handed out at once waits in its slot (`Done`), or in the window
+    /// (its slot freed).
+    #[inline]
+    pub(super) fn keep(&mut self, index: usize, position: usize, output: M::Output) {
+        let state = self.arena.slot(index).state;
+        keep_in(
+            &mut self.order,
+            &mut self.occupied,
+            &mut self.free,
+            state,
+            index,
+            position,
+            output,
+        );
+    }
+
+    /// Hands out the output that [`Order::take_next`] gave.
+    #[inline]
+    fn hand_out_next<const INDEXED: bool, P>(
+        &mut self,
+        next: Next<M::Output>,
+        cx: &mut Context<'_>,
+        pull: &mut P,
+    ) -> (usize, M::Output)
+    where
+        P: FnMut(&mut Context<'_>) -> Poll<Option<M::Item>>,
+    {
+        match next.slot {
+            Some(index) => {
+                let position = match next.position {
+                    Some(position) => position,
+                    None if INDEXED => self.arena.meta(index).index(),
+                    None => 0,
+                };
+                self.hand_out::<INDEXED, P>(index, position, next.output, cx, pull)
+            }
+            None => {
+                // From the window: its slot was freed when it moved there.
+                self.report(&next.output);
+                (next.position.unwrap_or(0), next.output)
+            }
+        }
+    }
+
+    /// Hands out the output of the item at `position` whose slot `index` is now `Free`, refilling
+    /// the slot from the input first (its new attempt is polled once and kept if it finishes).
+    #[inline]
+    fn hand_out<const INDEXED: bool, P>(
+        &mut self,
+        index: usize,
+        position: usize,
+        output: M::Output,
+        cx: &mut Context<'_>,
+        pull: &mut P,
+    ) -> (usize, M::Output)
+    where
+        P: FnMut(&mut Context<'_>) -> Poll<Option<M::Item>>,
+    {
+        self.occupied -= 1;
+        self.refill(index, cx, pull);
+        self.report(&output);
+        (if INDEXED { position } else { 0 }, output)
+    }
+
+    /// Hands out a fresh item's output that never took its slot.
+    #[inline]
+    fn hand_out_fresh<const INDEXED: bool>(
+        &mut self,
+        position: usize,
+        output: M::Output,
+    ) -> (usize, M::Output) {
+        self.report(&output);
+        (if INDEXED { position } else { 0 }, output)
+    }
+
+    /// Starts the next input item in slot `index`, just freed; puts the slot in the free list if
+    /// none may start now (nor when the call's budget is spent: the next call fills it).
+    #[inline]
+    fn refill<P>(&mut self, index: usize, cx: &mut Context<'_>, pull: &mut P)
+    where
+        P: FnMut(&mut Context<'_>) -> Poll<Option<M::Item>>,
+    {
+        if !self.input_done && self.budget > 0 && self.may_pull() {
+            match pull(cx) {
+                Poll::Ready(Some(item)) => {
+                    if A::LIMITED {
+                        self.admission.gate().admit();
+                    }
+                    let direct = self.start(index, item, false);
+                    debug_assert!(direct.is_none());
+                    return;
+                }
+                Poll::Ready(None) => self.input_done = true,
+                Poll::Pending => {}
+            }
+        }
+        self.free.push(index);
+    }
+
+    /// Hands the callback the snapshot for an outcome about to be yielded (reporting lanes only).
+    #[inline]
+    fn report(&mut self, output: &M::Output) {
+        if M::REPORTS {
+            let now = self.timers.clock.now();
+            let success = M::succeeded(output);
+            let progress = self.counters.complete(success, self.occupied, now);
+            self.mode.report(&progress);
+        }
+    }
+}
+
+/// [`Core::keep`] on the fields it touches, for callers that hold the slot's state already: the
+/// output waits in its slot (`Done`) or in the window (the slot is freed).
+#[inline(always)]
+fn keep_in<Fut: Future, O, Ord: Order<O>>(
+    order: &mut Ord,
+    occupied: &mut usize,
+    free: &mut Vec<usize>,
+    state: Pin<&mut State<Fut, O>>,
+    index: usize,
+    position: usize,
+    output: O,
+) {
+    match order.keep(index, position, output) {
+        Kept::InSlot(output) => state.done(output),
+        Kept::InWindow => {
+            state.free();
+            *occupied -= 1;
+            free.push(index);
+        }
+    }
+}
