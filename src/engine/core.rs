@@ -92,7 +92,7 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
 
     /// See `Engine::poll_lane`.
     #[inline]
-    pub(super) fn poll_lane<const INDEXED: bool, P>(
+    pub(crate) fn poll_lane<const INDEXED: bool, P>(
         &mut self,
         cx: &mut Context<'_>,
         pull: P,
@@ -463,7 +463,7 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
 
     /// Hands out the output of the item at `position` whose slot `index` is now `Free`, refilling
     /// the slot from the input first (its new attempt is polled once and kept if it finishes).
-    #[inline]
+    #[inline(always)]
     fn hand_out<const INDEXED: bool, P>(
         &mut self,
         index: usize,

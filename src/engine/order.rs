@@ -79,15 +79,77 @@ pub(crate) trait Order<O>: fmt::Debug + Sized {
     fn held(&self) -> usize;
 }
 
+/// A FIFO of slot indices: a power-of-two ring that grows (doubling) only when full, so it stops
+/// allocating once it holds as many entries as the lane ever has outstanding.
+#[derive(Debug, Default)]
+pub(crate) struct Ring {
+    buf: Box<[usize]>,
+    head: usize,
+    len: usize,
+}
+
+impl Ring {
+    /// Doubles the room (keeping the entries held).
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) {
+        let cap = (self.buf.len() * 2).max(4);
+        let mut buf = vec![0; cap].into_boxed_slice();
+        for (k, entry) in buf.iter_mut().enumerate().take(self.len) {
+            *entry = self.buf[(self.head + k) & (self.buf.len() - 1)];
+        }
+        self.buf = buf;
+        self.head = 0;
+    }
+
+    #[inline]
+    fn push_back(&mut self, index: usize) {
+        if self.len == self.buf.len() {
+            self.grow();
+        }
+        let at = (self.head + self.len) & (self.buf.len() - 1);
+        self.buf[at] = index;
+        self.len += 1;
+    }
+
+    #[inline]
+    fn front(&self) -> Option<usize> {
+        (self.len != 0).then(|| self.buf[self.head])
+    }
+
+    #[inline]
+    fn pop_front(&mut self) -> Option<usize> {
+        if self.len == 0 {
+            return None;
+        }
+        let index = self.buf[self.head];
+        self.head = (self.head + 1) & (self.buf.len() - 1);
+        self.len -= 1;
+        Some(index)
+    }
+
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
 /// Completion order: the done queue holds exactly the `Done` slots, oldest first.
 #[derive(Default)]
 pub(crate) struct Unordered {
-    done: VecDeque<usize>,
+    done: Ring,
 }
 
 impl fmt::Debug for Unordered {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Unordered(cap {})", self.done.capacity())
+        f.debug_struct("Unordered")
+            .field("done", &self.done.len())
+            .finish()
     }
 }
 
@@ -154,7 +216,7 @@ impl<O> Order<O> for Unordered {
 ///   output of the ring's `k`-th item once it moved into the window; `held` counts the `Some`
 ///   entries and never exceeds `cap`. Window off: `window` is empty.
 pub(crate) struct InOrder<O> {
-    ring: VecDeque<usize>,
+    ring: Ring,
     base: usize,
     cap: usize,
     held: usize,
@@ -188,7 +250,7 @@ impl<O> Order<O> for InOrder<O> {
 
     fn new(window: usize) -> Self {
         InOrder {
-            ring: VecDeque::new(),
+            ring: Ring::default(),
             base: 0,
             cap: window,
             held: 0,
@@ -253,7 +315,7 @@ impl<O> Order<O> for InOrder<O> {
                 });
             }
         }
-        let &front = self.ring.front()?;
+        let front = self.ring.front()?;
         let output = arena.slot(front).state.take_output()?;
         let position = self.base;
         self.pop();
