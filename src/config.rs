@@ -104,10 +104,14 @@ pub trait Configure: Sized {
 
     /// The most items in progress at once.
     ///
+    /// [`Policy`](crate::Policy) still has the deprecated setter `limit(n)` (now
+    /// [`with_limit`](Configure::with_limit)), which a method call on a policy finds first: until it
+    /// is removed, read a policy's limit as `Configure::limit(&policy)`.
+    ///
     /// ```
     /// use tasklane::{prelude::*, Configure, Policy};
     /// assert_eq!([1, 2, 3].lane(8).limit(), 8);
-    /// assert_eq!(Configure::limit(&Policy::new(8)), 8); // `Policy::limit(n)` is a setter
+    /// assert_eq!(Configure::limit(&Policy::new(8)), 8);
     /// ```
     fn limit(&self) -> usize {
         self.config(INTERNAL).limit
@@ -123,6 +127,30 @@ pub trait Configure: Sized {
     /// ```
     fn is_ordered(&self) -> bool {
         self.config(INTERNAL).ordered
+    }
+
+    /// Changes the most items in progress at once, the `limit` given to
+    /// [`lane`](crate::LaneExt::lane) or [`Policy::new`](crate::Policy::new).
+    ///
+    /// # Panics
+    ///
+    /// Panics if `limit` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklane::{prelude::*, Policy};
+    ///
+    /// let api = Policy::new(4).ordered();
+    /// let bulk = api.clone().with_limit(16); // a variant: `api` is unchanged
+    /// assert_eq!([1].lane_with(&api).limit(), 4);
+    /// assert_eq!([1].lane_with(&bulk).limit(), 16);
+    /// assert_eq!([1].lane(4).with_limit(2).limit(), 2);
+    /// ```
+    #[track_caller]
+    fn with_limit(mut self, limit: usize) -> Self {
+        self.config_mut(INTERNAL).set_limit(limit);
+        self
     }
 
     /// Yields outputs in input order instead of completion order.

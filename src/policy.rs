@@ -7,8 +7,8 @@ use crate::mode::Plain;
 
 /// A reusable lane configuration: the setters of a [`Lane`](crate::Lane), without the input.
 ///
-/// Its setters are those of [`Configure`], which a lane has too: `ordered`, `window`, `rate`,
-/// `burst`, `strict_rate`, `timeout`, `retry`, `backoff`, `retry_if`, `retry_after` (and
+/// Its setters are those of [`Configure`], which a lane has too: `ordered`, `window`, `with_limit`,
+/// `rate`, `burst`, `strict_rate`, `timeout`, `retry`, `backoff`, `retry_if`, `retry_after` (and
 /// `with_clock` with the `test-util` feature), in scope through `use tasklane::prelude::*;`. Start a
 /// run with [`lane_with`](crate::LaneExt::lane_with) on a stream or
 /// [`lane_with`](crate::IterLaneExt::lane_with) on an iterator. A policy is plain data: it is
@@ -39,7 +39,7 @@ use crate::mode::Plain;
 ///     .backoff(Backoff::constant(Duration::from_millis(1)))
 ///     .timeout(Duration::from_secs(5))
 ///     .rate(1_000.0);
-/// let bulk = api.clone().limit(16); // a variant: `api` is unchanged
+/// let bulk = api.clone().with_limit(16); // a variant: `api` is unchanged
 ///
 /// let a: Vec<u32> = (1..=3u32).lane_with(&api).map_async(double).try_collect().await?;
 /// assert_eq!(a, [2, 4, 6]);
@@ -74,21 +74,28 @@ impl Policy {
 }
 
 impl<P> Policy<P> {
-    /// Changes the most items in progress at once.
+    /// Changes the most items in progress at once: the old name of
+    /// [`with_limit`](Configure::with_limit), which a lane has too. On a lane `limit()` reads the
+    /// limit; once this setter is gone, it will on a policy too (until then,
+    /// `Configure::limit(&policy)`).
     ///
     /// # Panics
     ///
     /// Panics if `limit` is 0.
     ///
     /// ```
+    /// # #![allow(deprecated)]
     /// use tasklane::{prelude::*, Policy};
-    /// let policy = Policy::new(4).limit(8);
+    /// let policy = Policy::new(4).limit(8); // now `Policy::new(4).with_limit(8)`
     /// assert_eq!([1].lane_with(&policy).limit(), 8);
     /// ```
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `with_limit(n)`, so that `limit()` is the getter on a policy as on a lane"
+    )]
     #[track_caller]
-    pub fn limit(mut self, limit: usize) -> Self {
-        self.config.set_limit(limit);
-        self
+    pub fn limit(self, limit: usize) -> Self {
+        self.with_limit(limit)
     }
 }
 
