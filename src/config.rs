@@ -670,11 +670,11 @@ pub trait Configure: Sized {
     /// use tasklane::prelude::*;
     ///
     /// # futures::executor::block_on(async {
-    /// let out: Vec<_> = [404u16]
+    /// let out: Vec<Result<(), tasklane::Error<u16>>> = [404u16]
     ///     .lane(1)
     ///     .retry(5)
     ///     .retry_if(|e| e.is_timeout() || e.inner().is_some_and(|status| *status >= 500))
-    ///     .map_async(|status| async move { Err::<(), u16>(status) })
+    ///     .map_async(|status| async move { Err(status) })
     ///     .collect()
     ///     .await;
     /// assert_eq!(out[0].as_ref().unwrap_err().attempts(), 1); // a 404 is not retried
