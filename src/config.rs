@@ -12,21 +12,23 @@ use crate::{Backoff, Error};
 /// documented and tested here, once, for both.
 ///
 /// [`lane(limit)`](crate::LaneExt::lane) and [`Policy::new(limit)`](crate::Policy::new) start a
-/// configuration with every other setting at its default (see [`Lane`'s defaults](crate::Lane#default)).
-/// Each setter takes it and returns it by value, and checks its argument at once. A lane's settings
-/// apply to the run that its terminal ([`map_async`](crate::Lane::map_async),
-/// [`run`](crate::Lane::run)) starts; a policy's to every lane made from it with
-/// [`lane_with`](crate::LaneExt::lane_with), each with its own rate limiter, back-off generator and
-/// counters. How the settings compose, per item, is in [`Lane`'s `# Order`](crate::Lane#order).
+/// configuration with every other setting at its default (see
+/// [`Lane`'s defaults](crate::Lane#default)). Each setter takes it and returns it by value, and
+/// checks its argument at once. A lane's settings apply to the run that its terminal
+/// ([`map_async`](crate::Lane::map_async), [`run`](crate::Lane::run)) starts; a policy's to every
+/// lane made from it with [`lane_with`](crate::LaneExt::lane_with), each with its own rate limiter,
+/// back-off generator and counters. How the settings compose, per item, is in
+/// [`Lane`'s `# Order`](crate::Lane#order).
 ///
 /// In scope through `use tasklane::prelude::*;`. Sealed: `Lane` and `Policy` are its only
 /// implementations, so a setter can be added without breaking anyone.
 ///
 /// # Kinds
 ///
-/// [`Kind`](Configure::Kind) is the kind of lane so far ([`mode`](crate::mode)). [`timeout`](Configure::timeout)
-/// and [`retry`](Configure::retry) change it, because they change the output type; [`backoff`](Configure::backoff),
-/// [`retry_if`](Configure::retry_if) and [`retry_after`](Configure::retry_after) need a retrying kind:
+/// [`Kind`](Configure::Kind) is the kind of lane so far ([`mode`](crate::mode)).
+/// [`timeout`](Configure::timeout) and [`retry`](Configure::retry) change it, because they change
+/// the output type; [`backoff`](Configure::backoff), [`retry_if`](Configure::retry_if) and
+/// [`retry_after`](Configure::retry_after) need a retrying kind:
 ///
 /// | kind | after `timeout(d)` | after `retry(n)` | `backoff`, `retry_if`, `retry_after` |
 /// |---|---|---|---|
@@ -35,9 +37,9 @@ use crate::{Backoff, Error};
 /// | `Retrying<E, R, H>` | `Retrying<E, R, H>`, with the new timeout | `Retrying<E, R, H>`, with the new count | yes |
 ///
 /// A lane stays a [`Lane`](crate::Lane) and a policy a [`Policy`](crate::Policy) throughout: a
-/// setter returns `Self`, or [`WithKind`](Configure::WithKind) (the same lane or policy with another
-/// kind), so `[1, 2].lane(2).retry(3)` is a `Lane<_, Retrying<_>>` and `Policy::new(2).retry(3)` a
-/// `Policy<Retrying<_>>`.
+/// setter returns `Self`, or [`WithKind`](Configure::WithKind) (the same lane or policy with
+/// another kind), so `[1, 2].lane(2).retry(3)` is a `Lane<_, Retrying<_>>` and
+/// `Policy::new(2).retry(3)` a `Policy<Retrying<_>>`.
 ///
 /// # Examples
 ///
@@ -105,8 +107,8 @@ pub trait Configure: Sized {
     /// The most items in progress at once.
     ///
     /// [`Policy`](crate::Policy) still has the deprecated setter `limit(n)` (now
-    /// [`with_limit`](Configure::with_limit)), which a method call on a policy finds first: until it
-    /// is removed, read a policy's limit as `Configure::limit(&policy)`.
+    /// [`with_limit`](Configure::with_limit)), which a method call on a policy finds first: until
+    /// it is removed, read a policy's limit as `Configure::limit(&policy)`.
     ///
     /// ```
     /// use tasklane::{prelude::*, Configure, Policy};
@@ -181,9 +183,9 @@ pub trait Configure: Sized {
         self
     }
 
-    /// Yields outputs in input order, like [`ordered`](Configure::ordered), with a reorder window of
-    /// `n`: up to `n` finished outputs wait for their turn outside the slots, so that a slow item
-    /// holds back the outputs after it but not the starts after it.
+    /// Yields outputs in input order, like [`ordered`](Configure::ordered), with a reorder window
+    /// of `n`: up to `n` finished outputs wait for their turn outside the slots, so that a slow
+    /// item holds back the outputs after it but not the starts after it.
     ///
     /// Plain `ordered()` keeps each finished output in its slot until every earlier item has been
     /// yielded: behind one slow item, the other slots fill with finished outputs and nothing new
@@ -245,15 +247,15 @@ pub trait Configure: Sized {
     ///
     /// The limiter works in integer nanoseconds, with the period `T = ⌈1 s / per_second⌉` and the
     /// [`burst`](Configure::burst) `b` (default 1): the first start is immediate, up to `b` starts
-    /// may come back to back, and start `k` (from 0) is never earlier than `t0 + (k - b + 1) T` after
-    /// the first one at `t0`. Idle time earns no credit beyond the burst. Rates below one per second
-    /// are fine (`0.2` is one start every 5 s).
+    /// may come back to back, and start `k` (from 0) is never earlier than `t0 + (k - b + 1) T`
+    /// after the first one at `t0`. Idle time earns no credit beyond the burst. Rates below one per
+    /// second are fine (`0.2` is one start every 5 s).
     ///
     /// Where it applies (see [# Order](crate::Lane#order)): before every attempt, while the item
-    /// holds its slot, and before the attempt's [`timeout`](Configure::timeout) starts. A new item is
-    /// pulled from the input only once its start is allowed, so nothing is read ahead while the lane
-    /// waits; a retry whose back-off is over waits in line (oldest first) and goes before new items.
-    /// Each run has its own limiter, also each run of one policy.
+    /// holds its slot, and before the attempt's [`timeout`](Configure::timeout) starts. A new item
+    /// is pulled from the input only once its start is allowed, so nothing is read ahead while the
+    /// lane waits; a retry whose back-off is over waits in line (oldest first) and goes before new
+    /// items. Each run has its own limiter, also each run of one policy.
     ///
     /// # Schedules
     ///
@@ -312,8 +314,8 @@ pub trait Configure: Sized {
     }
 
     /// With [`rate`](Configure::rate): up to `burst` starts may come back to back (default 1).
-    /// Without a rate it has no effect. With [`strict_rate`](Configure::strict_rate), it is also the
-    /// most starts in any window of `burst` periods.
+    /// Without a rate it has no effect. With [`strict_rate`](Configure::strict_rate), it is also
+    /// the most starts in any window of `burst` periods.
     ///
     /// # Panics
     ///
@@ -348,9 +350,9 @@ pub trait Configure: Sized {
 
     /// With [`rate`](Configure::rate): the strict schedule, for servers that enforce a sliding
     /// window. Never more than `b` starts in any window of `b` periods (`b / per_second` seconds),
-    /// where `b` is the [`burst`](Configure::burst), however late the timer wakes; with burst 1, any
-    /// two starts are at least one period apart. Without a rate it has no effect; the order of the
-    /// setters does not matter.
+    /// where `b` is the [`burst`](Configure::burst), however late the timer wakes; with burst 1,
+    /// any two starts are at least one period apart. Without a rate it has no effect; the order of
+    /// the setters does not matter.
     ///
     /// The default schedule catches up after a late timer wake-up, which is how it holds 100,000
     /// starts per second, and so lets a window of `b` periods hold more than `b` starts. The strict
@@ -432,9 +434,10 @@ pub trait Configure: Sized {
     /// the item fails with [`Error::is_timeout`] (or is retried, with [`retry`](Configure::retry)).
     ///
     /// The futures must output `Result<U, E>`; the lane then yields `Result<U, Error<E>>`. The
-    /// timeout covers the attempt only: not the back-off before it. See [# Order](crate::Lane#order).
-    /// On a lane or policy that has a timeout or [`retry`](Configure::retry) already, it changes the
-    /// timeout and keeps the rest (see [# Kinds](Configure#kinds)).
+    /// timeout covers the attempt only: not the back-off before it. See
+    /// [# Order](crate::Lane#order). On a lane or policy that has a timeout or
+    /// [`retry`](Configure::retry) already, it changes the timeout and keeps the rest (see
+    /// [# Kinds](Configure#kinds)).
     ///
     /// An attempt is never dropped before `timeout` has passed since it started, and at most
     /// `max(timeout / 64, 1 ms)` after that (plus the timer's own lateness) while the lane is polled
@@ -450,12 +453,12 @@ pub trait Configure: Sized {
     /// # Type inference
     ///
     /// The lane's error type `E` is fixed by the first thing that names it (see `# Type inference`
-    /// on [`retry_if`](Configure::retry_if)), usually the futures' `Result<U, E>`: an `async fn` with
-    /// its return type, or an `Err(e)` of a known type. Futures that only ever return `Ok` do not
-    /// name it: `async move { Ok(x) }` alone fails with `error[E0282]: type annotations needed` at
-    /// `timeout`, "cannot infer type of the type parameter `E` declared on the method `timeout`".
-    /// Name it in one place: the type the outputs are collected into, `Ok::<_, E>(x)`, or
-    /// `timeout::<E>(d)`:
+    /// on [`retry_if`](Configure::retry_if)), usually the futures' `Result<U, E>`: an `async fn`
+    /// with its return type, or an `Err(e)` of a known type. Futures that only ever return `Ok` do
+    /// not name it: `async move { Ok(x) }` alone fails with `error[E0282]: type annotations needed`
+    /// at `timeout`, "cannot infer type of the type parameter `E` declared on the method
+    /// `timeout`". Name it in one place: the type the outputs are collected into, `Ok::<_, E>(x)`,
+    /// or `timeout::<E>(d)`:
     ///
     /// ```
     /// use std::time::Duration;
@@ -518,14 +521,15 @@ pub trait Configure: Sized {
     /// back-off before each retry.
     ///
     /// The futures must output `Result<U, E>`; the lane then yields `Result<U, Error<E>>` with the
-    /// last attempt's error and the number of attempts. Each attempt calls `f(item.clone())`, so the
-    /// items must be `Clone` (see the recipe in [`Lane`](crate::Lane#recipes)). The default back-off
-    /// is exponential from 100 ms, factor 2, capped at 30 s, with full jitter
+    /// last attempt's error and the number of attempts. Each attempt calls `f(item.clone())`, so
+    /// the items must be `Clone` (see the recipe in [`Lane`](crate::Lane#recipes)). The default
+    /// back-off is exponential from 100 ms, factor 2, capped at 30 s, with full jitter
     /// ([`backoff`](Configure::backoff) changes it); every failure is retried, timeouts included
     /// ([`retry_if`](Configure::retry_if) changes that). `E` is the futures' error type, usually
     /// inferred from them (see `# Type inference` on [`retry_if`](Configure::retry_if) for when to
-    /// name it). On a lane or policy with `retry` already, it changes the number of retries and keeps
-    /// the back-off, `retry_if` and `retry_after`; on one with a timeout, it keeps the timeout.
+    /// name it). On a lane or policy with `retry` already, it changes the number of retries and
+    /// keeps the back-off, `retry_if` and `retry_after`; on one with a timeout, it keeps the
+    /// timeout.
     ///
     /// The attempt count is a `u32`, so `retry(u32::MAX)` makes at most `u32::MAX` attempts (one
     /// fewer than `retries + 1`); every other value makes at most `retries + 1`. Retries whose
@@ -622,12 +626,12 @@ pub trait Configure: Sized {
     /// `retry_if`, so while its closure is checked `E` is often still unknown. That is fine for
     /// everything but a method call or a field of the error (Rust must know a type to find its
     /// methods): `Error`'s own methods, patterns (`matches!(e.inner(), Some(MyError::Busy))`),
-    /// operators (`*status >= 500`) and functions of a known type (`e.inner().is_some_and(is_transient)`
-    /// with `fn is_transient(e: &MyError) -> bool`) all infer. A method of `E`,
-    /// `e.inner().is_some_and(|h| h.retryable())`, fails with `error[E0282]: type annotations
-    /// needed for &_`, pointing at `h`; name the type on the closure's parameter, or at `retry`. A
-    /// policy is often built before any future names its error type, so a policy's closure that
-    /// calls a method of `E` needs the name too.
+    /// operators (`*status >= 500`) and functions of a known type
+    /// (`e.inner().is_some_and(is_transient)` with `fn is_transient(e: &MyError) -> bool`) all
+    /// infer. A method of `E`, `e.inner().is_some_and(|h| h.retryable())`, fails with
+    /// `error[E0282]: type annotations needed for &_`, pointing at `h`; name the type on the
+    /// closure's parameter, or at `retry`. A policy is often built before any future names its
+    /// error type, so a policy's closure that calls a method of `E` needs the name too.
     ///
     /// ```
     /// use futures::StreamExt;

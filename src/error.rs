@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-/// The error of an item whose last attempt failed, in a lane with [`retry`](crate::Configure::retry) or
-/// [`timeout`](crate::Configure::timeout).
+/// The error of an item whose last attempt failed, in a lane with
+/// [`retry`](crate::Configure::retry) or [`timeout`](crate::Configure::timeout).
 ///
 /// It tells apart the task's own error `E` (the last attempt's, unchanged) and a timeout of the last
 /// attempt, and says how many attempts were made in all.

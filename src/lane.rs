@@ -26,9 +26,9 @@ use crate::{LaneStream, MapAsync, Run};
 ///
 /// - outputs in completion order (see [`ordered`](Configure::ordered));
 /// - no timeout, no retry: each item's future runs once and its output is yielded unchanged;
-/// - with [`retry`](Configure::retry): the backoff is `Backoff::default()` (exponential from 100 ms,
-///   factor 2, capped at 30 s, full jitter), every failure is retried (timeouts too), and no error
-///   gives its own delay;
+/// - with [`retry`](Configure::retry): the backoff is `Backoff::default()` (exponential from 100
+///   ms, factor 2, capped at 30 s, full jitter), every failure is retried (timeouts too), and no
+///   error gives its own delay;
 /// - no rate limit (with [`rate`](Configure::rate): burst 1, the catch-up schedule rather than
 ///   [`strict_rate`](Configure::strict_rate)), no progress callback.
 ///
@@ -36,28 +36,30 @@ use crate::{LaneStream, MapAsync, Run};
 ///
 /// How the parts compose, per item:
 ///
-/// 1. **Limit.** An item is pulled from the input only when one of the `limit` slots is free, and it
-///    keeps its slot until its final outcome has been yielded: through every attempt, every back-off
-///    sleep, and while its output waits for its turn in [`ordered`](Configure::ordered) mode. So `limit`
-///    bounds items in progress, not attempts executing.
-/// 2. **Rate.** With [`rate`](Configure::rate), every attempt (the first and each retry) waits for a
-///    permit before it starts, while its item holds the slot. A new item is not even pulled from the
-///    input before its permit (no read-ahead); retries waiting for a permit go first, oldest first.
+/// 1. **Limit.** An item is pulled from the input only when one of the `limit` slots is free, and
+///    it keeps its slot until its final outcome has been yielded: through every attempt, every
+///    back-off sleep, and while its output waits for its turn in [`ordered`](Configure::ordered)
+///    mode. So `limit` bounds items in progress, not attempts executing.
+/// 2. **Rate.** With [`rate`](Configure::rate), every attempt (the first and each retry) waits for
+///    a permit before it starts, while its item holds the slot. A new item is not even pulled from
+///    the input before its permit (no read-ahead); retries waiting for a permit go first, oldest
+///    first.
 /// 3. **Attempt.** Each attempt calls `f(item.clone())` (with retry) or `f(item)`, and polls the
 ///    future at once.
 /// 4. **Timeout** is per attempt: it covers the attempt's future only, never the rate-limit wait or
 ///    the back-off before it. When it expires, the attempt's future is dropped at once; the attempt
 ///    counts as failed with a timeout ([`Error::is_timeout`](crate::Error::is_timeout)).
 /// 5. **Retry.** A failed attempt (an `Err` or a timeout) is retried while fewer than `n + 1`
-///    attempts were made and [`retry_if`](Configure::retry_if) agrees. The failed attempt's future is
-///    dropped before the back-off starts.
+///    attempts were made and [`retry_if`](Configure::retry_if) agrees. The failed attempt's future
+///    is dropped before the back-off starts.
 /// 6. **Back-off.** Before retry `k` (k = 0 first), the item sleeps for the error's own
-///    [`retry_after`](Configure::retry_after) hint if it gives one, else a delay drawn from the backoff
-///    for retry `k` (the same curve, cap and jitter band as [`Backoff::delay`](crate::Backoff::delay)`(k)`); either is
-///    capped by the backoff's `max_delay`. The item holds its slot meanwhile. Each lane draws its
-///    jitter from one generator, so items that fail together do not retry in lockstep; with
-///    [`Backoff::with_seed`](crate::Backoff::with_seed) that lane's sequence of delays is reproducible. Then the next attempt
-///    goes through the rate limit (2) again.
+///    [`retry_after`](Configure::retry_after) hint if it gives one, else a delay drawn from the
+///    backoff for retry `k` (the same curve, cap and jitter band as
+///    [`Backoff::delay`](crate::Backoff::delay)`(k)`); either is capped by the backoff's
+///    `max_delay`. The item holds its slot meanwhile. Each lane draws its jitter from one
+///    generator, so items that fail together do not retry in lockstep; with
+///    [`Backoff::with_seed`](crate::Backoff::with_seed) that lane's sequence of delays is
+///    reproducible. Then the next attempt goes through the rate limit (2) again.
 /// 7. **Outcome.** The final `Ok`, or the last attempt's error with the number of attempts, is
 ///    yielded exactly once, in completion order or input order; the
 ///    [`on_progress`](Lane::on_progress) callback sees its snapshot just before.
@@ -203,10 +205,10 @@ impl<St, P, G> Lane<St, P, G> {
     ///
     /// Gives a [`Stream`] of the outcomes, in completion order (or input order with
     /// [`ordered`](Configure::ordered)): the futures' outputs unchanged for a plain lane, or
-    /// `Result<U, Error<E>>` with [`retry`](Configure::retry) or [`timeout`](Configure::timeout) (the futures
-    /// must then output `Result<U, E>`, and with retry the items must be `Clone`). `f` is called only
-    /// when a slot is free. Every item yields exactly one output, unless the stream is dropped first;
-    /// dropping it drops every in-flight future, timer and the input at once.
+    /// `Result<U, Error<E>>` with [`retry`](Configure::retry) or [`timeout`](Configure::timeout)
+    /// (the futures must then output `Result<U, E>`, and with retry the items must be `Clone`). `f`
+    /// is called only when a slot is free. Every item yields exactly one output, unless the stream
+    /// is dropped first; dropping it drops every in-flight future, timer and the input at once.
     ///
     /// # Panics
     ///

@@ -4,7 +4,8 @@
 //! - [`Plain`]: one future per item, its output yielded unchanged. The default.
 //! - [`Timed`]: after [`timeout`](crate::Configure::timeout): futures of `Result<U, E>`, items
 //!   `Result<U, Error<E>>`, one attempt each.
-//! - [`Retrying`]: after [`retry`](crate::Configure::retry): the same items, up to `n + 1` attempts each.
+//! - [`Retrying`]: after [`retry`](crate::Configure::retry): the same items, up to `n + 1` attempts
+//!   each.
 //!
 //! You rarely name these: they appear in the type of a `Lane` and of its [`LaneStream`](crate::LaneStream).
 //! The traits here are what compile errors name when a lane is given something it cannot run:
@@ -69,8 +70,8 @@ pub struct Timed<E> {
     _error: PhantomData<fn() -> E>,
 }
 
-/// A lane with [`retry`](crate::Configure::retry): futures output `Result<U, E>`, each item gets up to
-/// `n + 1` attempts, the lane yields `Result<U, Error<E>>`.
+/// A lane with [`retry`](crate::Configure::retry): futures output `Result<U, E>`, each item gets up
+/// to `n + 1` attempts, the lane yields `Result<U, Error<E>>`.
 ///
 /// `R` decides whether a failure is retried ([`retry_if`](crate::Configure::retry_if); default
 /// [`RetryAlways`]), `H` gives the delay that an error asks for
@@ -96,8 +97,8 @@ pub struct Retrying<E, R = RetryAlways, H = NoHint> {
     pub(crate) _error: PhantomData<fn() -> E>,
 }
 
-/// The default [`retry_if`](crate::Configure::retry_if) of a retrying lane: every failure is retried,
-/// timeouts included.
+/// The default [`retry_if`](crate::Configure::retry_if) of a retrying lane: every failure is
+/// retried, timeouts included.
 ///
 /// A named zero-sized type rather than a function pointer, so that it is a [`RetryIf<E>`] for every
 /// `E` at once (which is what lets a lane whose error type borrows, such as `&'static str`, be
@@ -119,8 +120,8 @@ pub struct Retrying<E, R = RetryAlways, H = NoHint> {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RetryAlways;
 
-/// The default [`retry_after`](crate::Configure::retry_after) of a retrying lane: no error asks for a
-/// delay of its own, so every retry waits for the back-off.
+/// The default [`retry_after`](crate::Configure::retry_after) of a retrying lane: no error asks for
+/// a delay of its own, so every retry waits for the back-off.
 ///
 /// A named zero-sized type rather than a function pointer, so that it is a [`RetryAfter<E>`] for
 /// every `E` at once.
@@ -494,8 +495,8 @@ impl<E, R, H> AddRetry<E> for Retrying<E, R, H> {
 
 /// Marks the retrying kinds, [`Retrying<E, R, H>`](Retrying), so that
 /// [`backoff`](crate::Configure::backoff), [`retry_if`](crate::Configure::retry_if) and
-/// [`retry_after`](crate::Configure::retry_after) exist only after [`retry`](crate::Configure::retry).
-/// Sealed.
+/// [`retry_after`](crate::Configure::retry_after) exist only after
+/// [`retry`](crate::Configure::retry). Sealed.
 ///
 /// Its parameters are the retrying kind's own (`Retrying<E, R, H>: Retries<E, R, H>`), so a bound
 /// `Kind: Retries<E, R, H>` names them for the setter's signature.

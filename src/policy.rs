@@ -9,12 +9,12 @@ use crate::mode::Plain;
 ///
 /// Its setters are those of [`Configure`], which a lane has too: `ordered`, `window`, `with_limit`,
 /// `rate`, `burst`, `strict_rate`, `timeout`, `retry`, `backoff`, `retry_if`, `retry_after` (and
-/// `with_clock` with the `test-util` feature), in scope through `use tasklane::prelude::*;`. Start a
-/// run with [`lane_with`](crate::LaneExt::lane_with) on a stream or
+/// `with_clock` with the `test-util` feature), in scope through `use tasklane::prelude::*;`. Start
+/// a run with [`lane_with`](crate::LaneExt::lane_with) on a stream or
 /// [`lane_with`](crate::IterLaneExt::lane_with) on an iterator. A policy is plain data: it is
-/// `Clone` (and `Send + Sync` when its closures are), every setter validates its argument at once, and
-/// deriving a variant from a clone never changes the original. Each run of a policy has its own rate
-/// limiter, back-off generator and counters.
+/// `Clone` (and `Send + Sync` when its closures are), every setter validates its argument at once,
+/// and deriving a variant from a clone never changes the original. Each run of a policy has its own
+/// rate limiter, back-off generator and counters.
 ///
 /// Like a lane, a policy carries its kind in its type ([`mode`](crate::mode)):
 /// [`timeout`](Configure::timeout) and [`retry`](Configure::retry) change the output type of the

@@ -39,8 +39,9 @@ pub struct Progress {
     /// Completed items that failed: the `Err` outcomes of a lane with `retry` or `timeout` (after the
     /// last attempt). A plain lane's outputs are yours and opaque to it, so it counts none.
     pub failed: u64,
-    /// Items pulled from the input and not yet completed: running, backing off, waiting for the rate
-    /// limiter, or finished and waiting for their turn in an [`ordered`](crate::Configure::ordered) lane.
+    /// Items pulled from the input and not yet completed: running, backing off, waiting for the
+    /// rate limiter, or finished and waiting for their turn in an
+    /// [`ordered`](crate::Configure::ordered) lane.
     pub in_flight: u64,
     /// Attempts beyond the first, so far, over all items.
     pub retries: u64,

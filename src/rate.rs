@@ -28,7 +28,7 @@
 //! and then one per period, so a window of `b T` may hold `2b - 1` starts, and catching up after a
 //! late wake-up puts more than `b` into a window of `b T` even with `b = 1` (two starts at one
 //! instant). A server that enforces a sliding window answers such a margin with 429. The strict
-//! schedule ([`Window`], [`Configure::strict_rate`](crate::Configure::strict_rate)) is the one that never
+//! schedule ([`Window`], [`strict_rate`](crate::Configure::strict_rate)) is the one that never
 //! does: it remembers when each of the last `b` starts happened and allows a start at `now` only
 //! when the oldest of them is at least `W = b T` before `now`. Invariant: start `k + b` happens at
 //! least `W` after start `k`, so every half-open window `[t, t + W)` holds at most `b` starts (and
@@ -93,8 +93,8 @@ impl Rate {
 pub(crate) enum Limiter {
     /// The default: GCRA, catching up after late wake-ups while work waits.
     CatchUp(Gcra),
-    /// [`Configure::strict_rate`](crate::Configure::strict_rate): at most `burst` starts in any window of
-    /// `burst` periods.
+    /// [`Configure::strict_rate`](crate::Configure::strict_rate): at most `burst` starts in any
+    /// window of `burst` periods.
     Strict(Window),
 }
 
