@@ -20,8 +20,9 @@ use crate::{Backoff, Error};
 /// back-off generator and counters. How the settings compose, per item, is in
 /// [`Lane`'s `# Order`](crate::Lane#order).
 ///
-/// In scope through `use tasklane::prelude::*;`. Sealed: `Lane` and `Policy` are its only
-/// implementations, so a setter can be added without breaking anyone.
+/// In scope through `use tasklane::prelude::*;`. Sealed (its required methods take a type that only
+/// the crate can name): `Lane` and `Policy` are its only implementations, so a setter can be added
+/// without breaking anyone.
 ///
 /// # Kinds
 ///
