@@ -34,7 +34,7 @@ pub enum Jitter {
 ///
 /// # Default
 ///
-/// `Backoff::default()` is the default of [`retry`](crate::Lane::retry):
+/// `Backoff::default()` is the default of [`retry`](crate::Configure::retry):
 /// `Backoff::exponential(100 ms)`, factor 2, `max_delay` 30 s, [`Jitter::Full`].
 ///
 /// - [`exponential(base)`](Backoff::exponential): `base × factor^attempt`, factor 2, full jitter.

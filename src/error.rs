@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-/// The error of an item whose last attempt failed, in a lane with [`retry`](crate::Lane::retry) or
-/// [`timeout`](crate::Lane::timeout).
+/// The error of an item whose last attempt failed, in a lane with
+/// [`retry`](crate::Configure::retry) or [`timeout`](crate::Configure::timeout).
 ///
 /// It tells apart the task's own error `E` (the last attempt's, unchanged) and a timeout of the last
 /// attempt, and says how many attempts were made in all.
@@ -164,7 +164,7 @@ impl<E> Error<E> {
         self.attempts
     }
 
-    /// Whether the last attempt ran out of time (see [`timeout`](crate::Lane::timeout)).
+    /// Whether the last attempt ran out of time (see [`timeout`](crate::Configure::timeout)).
     ///
     /// ```
     /// # use tasklane::prelude::*;

@@ -11,10 +11,10 @@ use crate::{Iter, Lane, Policy};
 pub trait LaneExt: Stream + Sized {
     /// Runs the work for this stream's items with at most `limit` of them in progress at once.
     ///
-    /// Returns a [`Lane`] builder: choose [`ordered`](Lane::ordered) output if you need it, then a
-    /// terminal, [`map_async`](Lane::map_async) or [`run`](Lane::run), which gives the output stream.
-    /// The input is read only when a slot is free, so at most `limit` items are pulled and not yet
-    /// yielded. `usize::MAX` means unbounded, and allocates nothing up front.
+    /// Returns a [`Lane`] builder: choose [`ordered`](crate::Configure::ordered) output if you need
+    /// it, then a terminal, [`map_async`](Lane::map_async) or [`run`](Lane::run), which gives the
+    /// output stream. The input is read only when a slot is free, so at most `limit` items are
+    /// pulled and not yet yielded. `usize::MAX` means unbounded, and allocates nothing up front.
     ///
     /// # Panics
     ///

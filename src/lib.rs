@@ -70,11 +70,11 @@
 //! | [`items.lane(limit)`](IterLaneExt::lane) | any `IntoIterator` | a [`Lane`] builder |
 //! | [`stream.lane(limit)`](LaneExt::lane) | any `Stream` | a [`Lane`] builder |
 //! | [`items.lane_with(&policy)`](IterLaneExt::lane_with), [`stream.lane_with(&policy)`](LaneExt::lane_with) | both | a [`Lane`] configured from a reusable [`Policy`] |
-//! | [`.ordered()`](Lane::ordered) | `Lane` | outputs in input order (default: completion order) |
-//! | [`.timeout(d)`](Lane::timeout) | `Lane` | each attempt gets at most `d`; items become `Result<U, Error<E>>` |
-//! | [`.retry(n)`](Lane::retry) | `Lane` | up to `n + 1` attempts per item; items become `Result<U, Error<E>>` |
-//! | [`.backoff(b)`](Lane::backoff), [`.retry_if(p)`](Lane::retry_if), [`.retry_after(h)`](Lane::retry_after) | `Lane` after `retry` | the delay before each retry, which failures are retried, a delay the error asks for |
-//! | [`.rate(per_second)`](Lane::rate), [`.burst(n)`](Lane::burst), [`.strict_rate()`](Lane::strict_rate) | `Lane` | at most `per_second` attempt starts per second (GCRA), retries included; up to `n` back to back; strict: never more than `n` in any window of `n / per_second` s |
+//! | [`.ordered()`](Configure::ordered), [`.window(n)`](Configure::window) | `Lane`, `Policy` ([`Configure`]) | outputs in input order (default: completion order) |
+//! | [`.timeout(d)`](Configure::timeout) | `Lane`, `Policy` | each attempt gets at most `d`; items become `Result<U, Error<E>>` |
+//! | [`.retry(n)`](Configure::retry) | `Lane`, `Policy` | up to `n + 1` attempts per item; items become `Result<U, Error<E>>` |
+//! | [`.backoff(b)`](Configure::backoff), [`.retry_if(p)`](Configure::retry_if), [`.retry_after(h)`](Configure::retry_after) | `Lane`, `Policy` after `retry` | the delay before each retry, which failures are retried, a delay the error asks for |
+//! | [`.rate(per_second)`](Configure::rate), [`.burst(n)`](Configure::burst), [`.strict_rate()`](Configure::strict_rate) | `Lane`, `Policy` | at most `per_second` attempt starts per second (GCRA), retries included; up to `n` back to back; strict: never more than `n` in any window of `n / per_second` s |
 //! | [`.on_progress(f)`](Lane::on_progress) | `Lane` | `f(&`[`Progress`]`)` once per item outcome, before it is yielded |
 //! | [`.map_async(f)`](Lane::map_async) | `Lane` | a stream of `f(item)`'s outcomes ([`LaneStream`]) |
 //! | [`.run()`](Lane::run) | `Lane` over futures, without retry | a stream of their outputs ([`LaneStream`]) |
@@ -157,7 +157,7 @@
 //! ```
 //!
 //! Rate limits (tasklane's `rate_limit=`, aiometer's `max_per_second=`) are
-//! [`.rate(per_second)`](Lane::rate) on any lane; tasklane's progress callback is
+//! [`.rate(per_second)`](Configure::rate) on any lane; tasklane's progress callback is
 //! [`.on_progress`](Lane::on_progress):
 //!
 //! ```
@@ -354,7 +354,7 @@
 //!
 //! - `async-io`: use async-io's timer (the reactor behind smol and async-std) instead.
 //!   `tasklane = { version = "0.1", features = ["async-io"] }`
-//! - `test-util`: `time::ManualClock`, `Lane::with_clock` and `Policy::with_clock`, to test
+//! - `test-util`: `time::ManualClock`, `Configure::with_clock` (on a lane or a policy), to test
 //!   timeouts, back-offs, rate limits and progress by moving a clock by hand instead of sleeping.
 //!   `tasklane = { version = "0.1", features = ["test-util"] }`
 #![doc(test(attr(deny(warnings))))]
@@ -362,6 +362,7 @@
 #![deny(unsafe_code)]
 
 mod backoff;
+mod config;
 mod engine;
 mod error;
 mod ext;
@@ -378,6 +379,7 @@ mod stream;
 pub mod time;
 
 pub use backoff::{Backoff, Jitter};
+pub use config::Configure;
 pub use error::Error;
 pub use ext::{IterLaneExt, LaneExt};
 pub use gather::{first, first_ok, gather, try_gather, First, FirstOk, Gather, TryGather};

@@ -2,9 +2,10 @@
 //! its output stream does per item.
 //!
 //! - [`Plain`]: one future per item, its output yielded unchanged. The default.
-//! - [`Timed`]: after [`timeout`](crate::Lane::timeout): futures of `Result<U, E>`, items
+//! - [`Timed`]: after [`timeout`](crate::Configure::timeout): futures of `Result<U, E>`, items
 //!   `Result<U, Error<E>>`, one attempt each.
-//! - [`Retrying`]: after [`retry`](crate::Lane::retry): the same items, up to `n + 1` attempts each.
+//! - [`Retrying`]: after [`retry`](crate::Configure::retry): the same items, up to `n + 1` attempts
+//!   each.
 //!
 //! You rarely name these: they appear in the type of a `Lane` and of its [`LaneStream`](crate::LaneStream).
 //! The traits here are what compile errors name when a lane is given something it cannot run:
@@ -12,8 +13,10 @@
 //! must output `Result<_, E>`), [`Once`] (`run` cannot retry), and [`RetryIf`] and [`RetryAfter`],
 //! the bounds of a retrying lane's `retry_if` and `retry_after` (defaults [`RetryAlways`] and
 //! [`NoHint`]). [`Settles`] and [`TaskMode`] are the bounds of [`Task`] and of a
-//! [`LaneStream`](crate::LaneStream), for code generic over them. All but `RetryIf` and
-//! `RetryAfter` are sealed.
+//! [`LaneStream`](crate::LaneStream), for code generic over them. [`AddTimeout`], [`AddRetry`] and
+//! [`Retries`] are the bounds of the setters of [`Configure`](crate::Configure) that change or need
+//! a kind (see its [# Kinds](crate::Configure#kinds)). All but `RetryIf` and `RetryAfter` are
+//! sealed.
 //!
 //! ```
 //! use tasklane::mode::Plain;
@@ -27,6 +30,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::time::Duration;
 
+use crate::config::Internal;
 use crate::engine::{self, Outcome, Settle};
 use crate::progress::{Progress, Reporter, Silent};
 use crate::{Backoff, Error};
@@ -45,7 +49,7 @@ use crate::{Backoff, Error};
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Plain;
 
-/// A lane with a per-attempt [`timeout`](crate::Lane::timeout) and no retry: futures output
+/// A lane with a per-attempt [`timeout`](crate::Configure::timeout) and no retry: futures output
 /// `Result<U, E>`, the lane yields `Result<U, Error<E>>`.
 ///
 /// ```
@@ -66,12 +70,12 @@ pub struct Timed<E> {
     _error: PhantomData<fn() -> E>,
 }
 
-/// A lane with [`retry`](crate::Lane::retry): futures output `Result<U, E>`, each item gets up to
-/// `n + 1` attempts, the lane yields `Result<U, Error<E>>`.
+/// A lane with [`retry`](crate::Configure::retry): futures output `Result<U, E>`, each item gets up
+/// to `n + 1` attempts, the lane yields `Result<U, Error<E>>`.
 ///
-/// `R` decides whether a failure is retried ([`retry_if`](crate::Lane::retry_if); default
+/// `R` decides whether a failure is retried ([`retry_if`](crate::Configure::retry_if); default
 /// [`RetryAlways`]), `H` gives the delay that an error asks for
-/// ([`retry_after`](crate::Lane::retry_after); default [`NoHint`]).
+/// ([`retry_after`](crate::Configure::retry_after); default [`NoHint`]).
 ///
 /// ```
 /// use futures::StreamExt;
@@ -93,8 +97,8 @@ pub struct Retrying<E, R = RetryAlways, H = NoHint> {
     pub(crate) _error: PhantomData<fn() -> E>,
 }
 
-/// The default [`retry_if`](crate::Lane::retry_if) of a retrying lane: every failure is retried,
-/// timeouts included.
+/// The default [`retry_if`](crate::Configure::retry_if) of a retrying lane: every failure is
+/// retried, timeouts included.
 ///
 /// A named zero-sized type rather than a function pointer, so that it is a [`RetryIf<E>`] for every
 /// `E` at once (which is what lets a lane whose error type borrows, such as `&'static str`, be
@@ -116,8 +120,8 @@ pub struct Retrying<E, R = RetryAlways, H = NoHint> {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RetryAlways;
 
-/// The default [`retry_after`](crate::Lane::retry_after) of a retrying lane: no error asks for a
-/// delay of its own, so every retry waits for the back-off.
+/// The default [`retry_after`](crate::Configure::retry_after) of a retrying lane: no error asks for
+/// a delay of its own, so every retry waits for the back-off.
 ///
 /// A named zero-sized type rather than a function pointer, so that it is a [`RetryAfter<E>`] for
 /// every `E` at once.
@@ -130,7 +134,7 @@ pub struct RetryAlways;
 pub struct NoHint;
 
 /// Decides whether a failure of a retrying lane is retried: the bound of its `R` (see
-/// [`retry_if`](crate::Lane::retry_if)).
+/// [`retry_if`](crate::Configure::retry_if)).
 ///
 /// Implemented for [`RetryAlways`] and for every `FnMut(&Error<E>) -> bool`; you rarely name it.
 ///
@@ -178,7 +182,7 @@ impl<E, F: FnMut(&Error<E>) -> bool> RetryIf<E> for F {
 }
 
 /// Gives the delay that an error asks for before its retry: the bound of a retrying lane's `H` (see
-/// [`retry_after`](crate::Lane::retry_after)).
+/// [`retry_after`](crate::Configure::retry_after)).
 ///
 /// Implemented for [`NoHint`] and for every `FnMut(&E) -> Option<Duration>`; you rarely name it.
 ///
@@ -355,7 +359,7 @@ pub trait Settles<O>: sealed::Steps<O> {}
 /// A bound of [`map_async`](crate::Lane::map_async) and [`run`](crate::Lane::run): it is what a
 /// compile error names when a lane with `timeout` or `retry` is given futures that do not output a
 /// `Result`, or a `Result` with another error type than the lane's (see `# Type inference` on
-/// [`retry_if`](crate::Lane::retry_if)).
+/// [`retry_if`](crate::Configure::retry_if)).
 ///
 /// ```
 /// use tasklane::mode::{Plain, Runs, Timed};
@@ -392,6 +396,145 @@ pub trait Runs<O>: Settles<O> + sealed::Arms<O> {}
 pub trait Once: sealed::Sealed {}
 impl Once for Plain {}
 impl<E> Once for Timed<E> {}
+
+/// What [`timeout`](crate::Configure::timeout) makes of a kind of lane: a [`Plain`] lane becomes
+/// [`Timed<E>`]; a [`Timed<E>`] or [`Retrying<E, R, H>`](Retrying) lane keeps its kind (and gets
+/// the new timeout). Sealed.
+///
+/// The bound of `timeout`, implemented for every kind, so a compile error never names it unless
+/// `timeout::<E>` names another error type than the lane's own.
+///
+/// ```
+/// use tasklane::mode::{AddTimeout, Plain, Retrying, Timed};
+/// fn timed<P: AddTimeout<E, Output = Q>, E, Q>() {}
+/// timed::<Plain, std::io::Error, Timed<std::io::Error>>();
+/// timed::<Retrying<std::io::Error>, std::io::Error, Retrying<std::io::Error>>();
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "a lane's error type is named once: `{Self}` has another one than `{E}`",
+    label = "`timeout::<{E}>` on a `{Self}` lane",
+    note = "leave out `::<{E}>`: the lane's error type is already known"
+)]
+pub trait AddTimeout<E> {
+    /// The kind with a timeout.
+    type Output;
+    /// Turns the kind into [`Output`](AddTimeout::Output).
+    #[doc(hidden)]
+    fn add_timeout(self, _: Internal) -> Self::Output;
+}
+
+impl<E> AddTimeout<E> for Plain {
+    type Output = Timed<E>;
+    fn add_timeout(self, _: Internal) -> Timed<E> {
+        Timed::new()
+    }
+}
+
+impl<E> AddTimeout<E> for Timed<E> {
+    type Output = Self;
+    fn add_timeout(self, _: Internal) -> Self {
+        self
+    }
+}
+
+impl<E, R, H> AddTimeout<E> for Retrying<E, R, H> {
+    type Output = Self;
+    fn add_timeout(self, _: Internal) -> Self {
+        self
+    }
+}
+
+/// What [`retry`](crate::Configure::retry) makes of a kind of lane: a [`Plain`] or [`Timed<E>`]
+/// lane becomes [`Retrying<E>`](Retrying) (with the default back-off, `retry_if` and
+/// `retry_after`); a [`Retrying<E, R, H>`](Retrying) lane keeps its kind, with the new number of
+/// retries. Sealed.
+///
+/// The bound of `retry`, implemented for every kind, so a compile error never names it unless
+/// `retry::<E>` names another error type than the lane's own.
+///
+/// ```
+/// use tasklane::mode::{AddRetry, NoHint, Plain, RetryAlways, Retrying, Timed};
+/// fn retried<P: AddRetry<E, Output = Q>, E, Q>() {}
+/// retried::<Plain, std::io::Error, Retrying<std::io::Error, RetryAlways, NoHint>>();
+/// retried::<Timed<std::io::Error>, std::io::Error, Retrying<std::io::Error>>();
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "a lane's error type is named once: `{Self}` has another one than `{E}`",
+    label = "`retry::<{E}>` on a `{Self}` lane",
+    note = "leave out `::<{E}>`: the lane's error type is already known"
+)]
+pub trait AddRetry<E> {
+    /// The kind with retries.
+    type Output;
+    /// Turns the kind into [`Output`](AddRetry::Output), with `retries` retries.
+    #[doc(hidden)]
+    fn add_retry(self, retries: u32, _: Internal) -> Self::Output;
+}
+
+impl<E> AddRetry<E> for Plain {
+    type Output = Retrying<E>;
+    fn add_retry(self, retries: u32, _: Internal) -> Retrying<E> {
+        Retrying::new(retries)
+    }
+}
+
+impl<E> AddRetry<E> for Timed<E> {
+    type Output = Retrying<E>;
+    fn add_retry(self, retries: u32, _: Internal) -> Retrying<E> {
+        Retrying::new(retries)
+    }
+}
+
+impl<E, R, H> AddRetry<E> for Retrying<E, R, H> {
+    type Output = Self;
+    fn add_retry(mut self, retries: u32, _: Internal) -> Self {
+        self.retries = retries;
+        self
+    }
+}
+
+/// Marks the retrying kinds, [`Retrying<E, R, H>`](Retrying), so that
+/// [`backoff`](crate::Configure::backoff), [`retry_if`](crate::Configure::retry_if) and
+/// [`retry_after`](crate::Configure::retry_after) exist only after
+/// [`retry`](crate::Configure::retry). Sealed.
+///
+/// Its parameters are the retrying kind's own (`Retrying<E, R, H>: Retries<E, R, H>`), so a bound
+/// `Kind: Retries<E, R, H>` names them for the setter's signature.
+///
+/// ```
+/// use tasklane::mode::{NoHint, RetryAlways, Retries, Retrying};
+/// fn retries<P: Retries<E, R, H>, E, R, H>() {}
+/// retries::<Retrying<std::io::Error>, std::io::Error, RetryAlways, NoHint>();
+/// ```
+///
+/// ```compile_fail
+/// # use tasklane::mode::{Plain, Retries};
+/// # fn retries<P: Retries<E, R, H>, E, R, H>() {}
+/// retries::<Plain, (), (), ()>(); // a plain lane does not retry
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`backoff`, `retry_if` and `retry_after` need a lane or policy with `retry`, but this one is `{Self}`",
+    label = "this needs `.retry(n)` before it",
+    note = "call `.retry(n)` first: it makes the lane retrying, and these setters say how it retries"
+)]
+pub trait Retries<E, R, H> {
+    /// The retrying kind itself, to change in place.
+    #[doc(hidden)]
+    fn retrying_mut(&mut self, _: Internal) -> &mut Retrying<E, R, H>;
+    /// The retrying kind itself.
+    #[doc(hidden)]
+    fn into_retrying(self, _: Internal) -> Retrying<E, R, H>;
+}
+
+impl<E, R, H> Retries<E, R, H> for Retrying<E, R, H> {
+    fn retrying_mut(&mut self, _: Internal) -> &mut Self {
+        self
+    }
+
+    fn into_retrying(self, _: Internal) -> Self {
+        self
+    }
+}
 
 impl<T> Takes<T> for Plain {}
 impl<T, E> Takes<T> for Timed<E> {}

@@ -1,5 +1,6 @@
 //! `use tasklane::prelude::*;` brings every extension trait into scope (anonymously, so their names
-//! cannot clash with yours).
+//! cannot clash with yours): [`LaneExt`](crate::LaneExt) and [`IterLaneExt`](crate::IterLaneExt),
+//! which start a lane, and [`Configure`](crate::Configure), the setters of a lane and of a policy.
 //!
 //! ```
 //! use futures::StreamExt;
@@ -12,4 +13,5 @@
 //! # });
 //! ```
 
+pub use crate::config::Configure as _;
 pub use crate::ext::{IterLaneExt as _, LaneExt as _};

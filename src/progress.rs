@@ -34,13 +34,14 @@ pub struct Progress {
     /// Items whose outcome has been yielded, counting the one this snapshot is for.
     pub completed: u64,
     /// Completed items that succeeded: every output of a plain lane, the `Ok` outcomes of a lane with
-    /// [`retry`](crate::Lane::retry) or [`timeout`](crate::Lane::timeout).
+    /// [`retry`](crate::Configure::retry) or [`timeout`](crate::Configure::timeout).
     pub succeeded: u64,
     /// Completed items that failed: the `Err` outcomes of a lane with `retry` or `timeout` (after the
     /// last attempt). A plain lane's outputs are yours and opaque to it, so it counts none.
     pub failed: u64,
-    /// Items pulled from the input and not yet completed: running, backing off, waiting for the rate
-    /// limiter, or finished and waiting for their turn in an [`ordered`](crate::Lane::ordered) lane.
+    /// Items pulled from the input and not yet completed: running, backing off, waiting for the
+    /// rate limiter, or finished and waiting for their turn in an
+    /// [`ordered`](crate::Configure::ordered) lane.
     pub in_flight: u64,
     /// Attempts beyond the first, so far, over all items.
     pub retries: u64,

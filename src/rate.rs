@@ -3,7 +3,7 @@
 //! wake-ups, and a sliding-window log for the strict one ([`Window`]). No `Poll` here: the engine
 //! asks ([`Limiter`]), the limiter answers.
 //!
-//! Terms (see [`Lane::rate`](crate::Lane::rate)):
+//! Terms (see [`Configure::rate`](crate::Configure::rate)):
 //! - the **period** `T = ⌈1 s / rate⌉`: the schedule's spacing between two starts;
 //! - the **burst** `b`: how many starts may come back to back; the **tolerance** `tau = (b - 1) T`;
 //! - the **theoretical arrival time** `tat`: when the next start is due on the schedule. A start is
@@ -28,7 +28,7 @@
 //! and then one per period, so a window of `b T` may hold `2b - 1` starts, and catching up after a
 //! late wake-up puts more than `b` into a window of `b T` even with `b = 1` (two starts at one
 //! instant). A server that enforces a sliding window answers such a margin with 429. The strict
-//! schedule ([`Window`], [`Lane::strict_rate`](crate::Lane::strict_rate)) is the one that never
+//! schedule ([`Window`], [`strict_rate`](crate::Configure::strict_rate)) is the one that never
 //! does: it remembers when each of the last `b` starts happened and allows a start at `now` only
 //! when the oldest of them is at least `W = b T` before `now`. Invariant: start `k + b` happens at
 //! least `W` after start `k`, so every half-open window `[t, t + W)` holds at most `b` starts (and
@@ -93,8 +93,8 @@ impl Rate {
 pub(crate) enum Limiter {
     /// The default: GCRA, catching up after late wake-ups while work waits.
     CatchUp(Gcra),
-    /// [`Lane::strict_rate`](crate::Lane::strict_rate): at most `burst` starts in any window of
-    /// `burst` periods.
+    /// [`Configure::strict_rate`](crate::Configure::strict_rate): at most `burst` starts in any
+    /// window of `burst` periods.
     Strict(Window),
 }
 

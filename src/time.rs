@@ -3,7 +3,7 @@
 //! Every timeout and back-off of a lane reads one clock and sleeps on one timer, created on first use
 //! and reset in place afterwards. The timer is futures-timer's by default, async-io's with the
 //! `async-io` feature; nothing else in the crate names a timer. With the `test-util` feature,
-//! `ManualClock` replaces both for a lane (`Lane::with_clock`), so tests move time by hand.
+//! `ManualClock` replaces both for a lane (`Configure::with_clock`), so tests move time by hand.
 //!
 //! ```
 //! // The module is empty without the `test-util` feature.
@@ -139,7 +139,7 @@ mod manual {
 
     /// A clock that moves only when told to, for testing time-dependent lanes without sleeping.
     ///
-    /// Give it to a lane with [`Lane::with_clock`](crate::Lane::with_clock): the lane's timeouts,
+    /// Give it to a lane with [`with_clock`](crate::Configure::with_clock): the lane's timeouts,
     /// back-offs and rate limits then read this clock, and its sleeps end when
     /// [`advance`](ManualClock::advance) moves the clock past their deadline. Clones share one clock.
     ///

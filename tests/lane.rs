@@ -1150,6 +1150,28 @@ fn lane_zero_panics_at_the_caller_for_streams() {
     assert!(catch_panic(|| stream::iter(0..3).lane(1).limit()).is_ok());
 }
 
+/// `with_limit(0)` panics naming `limit`, at the caller's line, on a lane and on a policy.
+#[test]
+fn with_limit_zero_panics_at_the_caller() {
+    let line = Cell::new(0);
+    let report = catch_panic(|| {
+        let _ = (line.set(line!()), (0..3).lane(2).with_limit(0));
+    })
+    .unwrap_err();
+    assert!(report.message.contains("`limit`"), "{}", report.message);
+    assert_eq!((report.file.as_str(), report.line), (file!(), line.get()));
+
+    let report = catch_panic(|| {
+        let _ = (line.set(line!()), tasklane::Policy::new(2).with_limit(0));
+    })
+    .unwrap_err();
+    assert!(report.message.contains("`limit`"), "{}", report.message);
+    assert_eq!((report.file.as_str(), report.line), (file!(), line.get()));
+
+    // A non-zero limit is fine, and is the lane's limit from then on.
+    assert_eq!((0..3).lane(2).with_limit(5).limit(), 5);
+}
+
 /// A panic inside a user future propagates out of `poll_next`; the lane is then safe to drop, and
 /// dropping it drops the other in-flight futures and the input (both orders, both terminals).
 #[test]

@@ -537,7 +537,7 @@ fn dropping_a_lane_that_waits_for_the_limiter_frees_everything() {
 #[test]
 fn ln_01_deriving_a_policy_never_changes_the_original() {
     let base = Policy::new(4).retry::<&str>(1);
-    let derived = base.clone().limit(8);
+    let derived = base.clone().with_limit(8);
     assert_eq!([0].lane_with(&base).limit(), 4);
     assert_eq!([0].lane_with(&derived).limit(), 8);
     // The derived policy kept `retries = 1`: two attempts per failing item.
@@ -586,6 +586,18 @@ fn ln_02_defaults_of_a_policy() {
     assert_eq!(out, [0, 1, 2]);
     let err = std::panic::catch_unwind(|| Policy::new(0)).expect_err("limit 0 panics");
     assert!(panic_message(&err).contains("`limit`"));
+    let err =
+        std::panic::catch_unwind(|| Policy::new(3).with_limit(0)).expect_err("limit 0 panics");
+    assert!(panic_message(&err).contains("`limit`"));
+}
+
+/// `limit(n)`, the old name of a policy's `with_limit(n)`, still sets the limit and checks it.
+#[test]
+#[allow(deprecated)] // reason: the deprecated name must keep working until it is removed
+fn ln_02_the_deprecated_limit_setter_of_a_policy_still_works() {
+    let policy = Policy::new(4).limit(8);
+    assert_eq!([0].lane_with(&policy).limit(), 8);
+    assert_eq!(tasklane::Configure::limit(&policy), 8);
     let err = std::panic::catch_unwind(|| Policy::new(3).limit(0)).expect_err("limit 0 panics");
     assert!(panic_message(&err).contains("`limit`"));
 }

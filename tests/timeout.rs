@@ -134,7 +134,7 @@ fn to_01_timeout_on_the_real_clock() {
     );
 }
 
-/// On the system clock the lane reads the clock only now and then (see `Lane::timeout`): an
+/// On the system clock the lane reads the clock only now and then (see `Configure::timeout`): an
 /// attempt that starts long after the lane's last reading must still get its whole timeout from its
 /// own start, never less, and lose it within the documented slack (`max(timeout / 64, 1 ms)` plus
 /// the timer's lateness; the bound here is generous for a noisy machine).

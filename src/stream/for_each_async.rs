@@ -32,9 +32,9 @@ where
     /// # Semantics
     ///
     /// - **One handler at a time.** `g` is called for the next output only after the previous
-    ///   handler's future has finished, in the lane's output order (completion order, or input order
-    ///   with [`ordered`](crate::Lane::ordered)). For concurrent handlers, put the handling inside the
-    ///   lane's own future instead.
+    ///   handler's future has finished, in the lane's output order (completion order, or input
+    ///   order with [`ordered`](crate::Configure::ordered)). For concurrent handlers, put the
+    ///   handling inside the lane's own future instead.
     /// - **The limit holds.** An output that finishes while a handler runs waits in its slot until
     ///   the handler is done; its slot counts against the limit until then, so at most `limit` items
     ///   are pulled and not yet handed to `g`.

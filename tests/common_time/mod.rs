@@ -18,7 +18,7 @@ use futures::future::{FutureExt, LocalBoxFuture};
 use futures::{Stream, StreamExt};
 use futures_test::task::{new_count_waker, noop_context, AwokenCount};
 use tasklane::time::ManualClock;
-use tasklane::{Error, Lane};
+use tasklane::{Configure, Error, Lane};
 
 pub(crate) const NS: Duration = Duration::from_nanos(1);
 

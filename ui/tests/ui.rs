@@ -28,3 +28,22 @@ fn the_non_clone_retry_error_names_clone_not_the_engine() {
         "one error only:\n{stderr}"
     );
 }
+
+/// Whatever the compiler version, `backoff`, `retry_if` or `retry_after` before `retry` is one error
+/// per call, which says to call `.retry(n)` first and names no internal of the crate.
+#[test]
+fn a_retry_setter_before_retry_says_to_call_retry_first() {
+    let stderr = include_str!("ui/fail/backoff_needs_retry.stderr");
+    assert!(
+        stderr.contains("need a lane or policy with `retry`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("`.retry(n)`"), "{stderr}");
+    assert!(!stderr.contains("Internal"), "{stderr}");
+    assert!(!stderr.contains("engine"), "{stderr}");
+    assert_eq!(
+        stderr.matches("error[").count(),
+        2,
+        "one error per call:\n{stderr}"
+    );
+}

@@ -1,5 +1,5 @@
 //! A `retry_after` closure that calls a method of the error type, which only `map_async` names:
-//! E0282. The fix is `|e: &HttpError|` (see `# Type inference` on `Lane::retry_after`).
+//! E0282. The fix is `|e: &HttpError|` (see `# Type inference` on `Configure::retry_after`).
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
 //! A `retry_if` closure that calls a method of the error type, which only `map_async` names: E0282.
-//! The fix is `|e: &Error<HttpError>|` (see `# Type inference` on `Lane::retry_if`).
+//! The fix is `|e: &Error<HttpError>|` (see `# Type inference` on `Configure::retry_if`).
 
 use futures::StreamExt;
 use tasklane::prelude::*;

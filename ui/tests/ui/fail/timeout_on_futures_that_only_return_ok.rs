@@ -1,5 +1,5 @@
-//! Futures that only return `Ok` never name the error type: E0282 at `timeout`. The fix is
-//! `timeout::<E>`, `Ok::<_, E>(x)` or the collected type (see `# Type inference` on `Lane::timeout`).
+//! Futures that only return `Ok` never name the error type: E0282 at `timeout`. The fix is the
+//! collected type, `Ok::<_, E>(x)` or `timeout::<E>` (see `# Type inference` on `Configure::timeout`).
 
 use std::time::Duration;
 

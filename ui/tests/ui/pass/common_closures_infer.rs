@@ -1,6 +1,6 @@
 //! The common `retry_if`, `retry_after` and `timeout` forms compile with no annotation: each closure
 //! uses only `Error`'s own methods, patterns, operators or functions of a known type, and the futures
-//! name the error type (see `# Type inference` on `Lane::retry_if`).
+//! name the error type (see `# Type inference` on `Configure::retry_if`).
 
 use std::time::Duration;
 
