@@ -13,22 +13,28 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_core::future::FusedFuture;
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 
-use crate::{Iter, IterLaneExt, Run};
+use crate::mode::{Identity, Plain, Task, Until};
+use crate::{Indexed, Iter, IterLaneExt, LaneStream};
 
-/// The lane that every helper here drives: `futs` with their input positions, in completion order,
-/// until an output stops the input.
-type FeedLane<I, S> = Run<Iter<Feed<<I as IntoIterator>::IntoIter, S>>>;
+/// The lane of [`gather`]: `futs` in completion order, each output with its input position.
+type GatherLane<I> = Indexed<Iter<<I as IntoIterator>::IntoIter>, Task<Identity<Fut<I>>, Plain>>;
 
-/// The lane of a helper that a completed output may stop.
-type StoppingLane<I> = FeedLane<I, Stopper<<<I as IntoIterator>::Item as Future>::Output>>;
+/// The lane of a helper that a completed output may stop: the engine's stop-pulling hook pulls
+/// nothing more once an output of the stopping kind has finished.
+type StoppingLane<I> = LaneStream<Iter<<I as IntoIterator>::IntoIter>, Task<Until<Fut<I>>, Plain>>;
+
+/// [`StoppingLane`] with each output's input position (for [`try_gather`]).
+type IndexedStoppingLane<I> =
+    Indexed<Iter<<I as IntoIterator>::IntoIter>, Task<Until<Fut<I>>, Plain>>;
+
+/// The futures of `I`.
+type Fut<I> = <I as IntoIterator>::Item;
 
 /// Runs `futs` with at most `limit` at once and collects their outputs in input order: a limited
 /// `join_all` (tasklane's `gather`, aiometer's `run_all`).
@@ -62,7 +68,7 @@ where
     I::Item: Future,
 {
     Gather {
-        lane: Some(feed_lane(futs, limit, NoStop)),
+        lane: Some(futs.lane(limit).run().indexed()),
         outputs: Vec::new(),
     }
 }
@@ -109,7 +115,7 @@ where
     I::Item: Future<Output = Result<U, E>>,
 {
     TryGather {
-        lane: Some(feed_lane(futs, limit, Stopper::new(Result::is_err))),
+        lane: Some(futs.lane(limit).run_until(Result::is_err).indexed()),
         outputs: Vec::new(),
     }
 }
@@ -145,7 +151,7 @@ where
     I::Item: Future,
 {
     First {
-        lane: Some(feed_lane(futs, limit, Stopper::new(|_| true))),
+        lane: Some(futs.lane(limit).run_until(|_| true)),
     }
 }
 
@@ -186,25 +192,9 @@ where
     I::Item: Future<Output = Result<U, E>>,
 {
     FirstOk {
-        lane: Some(feed_lane(futs, limit, Stopper::new(Result::is_ok))),
+        lane: Some(futs.lane(limit).run_until(Result::is_ok)),
         errors: Vec::new(),
     }
-}
-
-#[track_caller]
-fn feed_lane<I, S>(futs: I, limit: usize, stop: S) -> FeedLane<I, S>
-where
-    I: IntoIterator,
-    I::Item: Future,
-    S: Stop<<I::Item as Future>::Output>,
-{
-    Feed {
-        iter: futs.into_iter(),
-        next: 0,
-        stop,
-    }
-    .lane(limit)
-    .run()
 }
 
 /// Polls a helper's lane for its next output; panics (naming the helper) once the helper is done.
@@ -259,7 +249,7 @@ pin_project! {
         I::Item: Future,
     {
         #[pin]
-        lane: Option<FeedLane<I, NoStop>>,
+        lane: Option<GatherLane<I>>,
         // The outputs so far, at their input positions.
         outputs: Vec<Option<<I::Item as Future>::Output>>,
     }
@@ -307,7 +297,7 @@ pin_project! {
         I::Item: Future,
     {
         #[pin]
-        lane: Option<StoppingLane<I>>,
+        lane: Option<IndexedStoppingLane<I>>,
         // The successes so far, at their input positions.
         outputs: Vec<Option<U>>,
     }
@@ -375,7 +365,7 @@ where
         let mut this = self.project();
         let output = futures_core::ready!(poll_lane(this.lane.as_mut(), cx, "First"));
         this.lane.set(None);
-        Poll::Ready(output.map(|(_, value)| value))
+        Poll::Ready(output)
     }
 }
 
@@ -416,12 +406,12 @@ where
         let mut this = self.project();
         loop {
             match poll_lane(this.lane.as_mut(), cx, "FirstOk") {
-                Poll::Ready(Some((_, Ok(value)))) => {
+                Poll::Ready(Some(Ok(value))) => {
                     this.lane.set(None);
                     *this.errors = Vec::new();
                     return Poll::Ready(Ok(value));
                 }
-                Poll::Ready(Some((_, Err(e)))) => this.errors.push(e),
+                Poll::Ready(Some(Err(e))) => this.errors.push(e),
                 Poll::Ready(None) => {
                     this.lane.set(None);
                     return Poll::Ready(Err(std::mem::take(this.errors)));
@@ -462,129 +452,3 @@ fused_and_debug!(Gather<I> where I: IntoIterator, I::Item: Future);
 fused_and_debug!(TryGather<I, U> where I: IntoIterator, I::Item: Future);
 fused_and_debug!(First<I> where I: IntoIterator, I::Item: Future);
 fused_and_debug!(FirstOk<I, E> where I: IntoIterator, I::Item: Future);
-
-/// Decides whether an output stops the input: once such an output has completed, no further
-/// future is started (not even to refill the slot it leaves), so futures not yet started are
-/// dropped unpolled.
-type StopIf<T> = fn(&T) -> bool;
-
-/// What stops a helper's input: nothing ([`NoStop`], for [`gather`]), or a completed output of the
-/// stopping kind ([`Stopper`]). Each started future carries a copy.
-trait Stop<T>: Clone {
-    /// Whether a completed output has stopped the input.
-    fn stopped(&self) -> bool;
-    /// Looks at a completed output (and stops the input if it is of the stopping kind).
-    fn look(&self, output: &T);
-}
-
-/// Nothing stops the input: no flag, and nothing in a started future (it costs a slot no bytes).
-#[derive(Clone, Copy)]
-struct NoStop;
-
-impl<T> Stop<T> for NoStop {
-    #[inline]
-    fn stopped(&self) -> bool {
-        false
-    }
-
-    #[inline]
-    fn look(&self, _: &T) {}
-}
-
-/// The stopping rule of a helper, with the flag that the stopping future sets.
-struct Stopper<T> {
-    flag: Arc<AtomicBool>,
-    stops: StopIf<T>,
-}
-
-impl<T> Stopper<T> {
-    fn new(stops: StopIf<T>) -> Self {
-        Stopper {
-            flag: Arc::new(AtomicBool::new(false)),
-            stops,
-        }
-    }
-}
-
-impl<T> Clone for Stopper<T> {
-    fn clone(&self) -> Self {
-        Stopper {
-            flag: Arc::clone(&self.flag),
-            stops: self.stops,
-        }
-    }
-}
-
-impl<T> Stop<T> for Stopper<T> {
-    #[inline]
-    fn stopped(&self) -> bool {
-        self.flag.load(Ordering::Relaxed)
-    }
-
-    #[inline]
-    fn look(&self, output: &T) {
-        if (self.stops)(output) {
-            // NOTE: the flag is read by the same lane's input, which the lane polls from the same
-            // `poll_next` call (or a later one): no ordering beyond the atomic is needed.
-            self.flag.store(true, Ordering::Relaxed);
-        }
-    }
-}
-
-/// The input of every helper: each future with its input position, until an output stops it.
-struct Feed<It, S> {
-    iter: It,
-    next: usize,
-    stop: S,
-}
-
-impl<It, S> Iterator for Feed<It, S>
-where
-    It: Iterator,
-    It::Item: Future,
-    S: Stop<<It::Item as Future>::Output>,
-{
-    type Item = At<It::Item, S>;
-
-    #[inline]
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.stop.stopped() {
-            return None;
-        }
-        let fut = self.iter.next()?;
-        let index = self.next;
-        self.next += 1;
-        Some(At {
-            index,
-            fut,
-            stop: self.stop.clone(),
-        })
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.iter.size_hint()
-    }
-}
-
-pin_project! {
-    /// A future that outputs its input position beside its output, and stops the input if its
-    /// output is of the stopping kind.
-    struct At<F, S> {
-        index: usize,
-        #[pin]
-        fut: F,
-        stop: S,
-    }
-}
-
-impl<F: Future, S: Stop<F::Output>> Future for At<F, S> {
-    type Output = (usize, F::Output);
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let output = futures_core::ready!(this.fut.poll(cx));
-        this.stop.look(&output);
-        Poll::Ready((*this.index, output))
-    }
-}

@@ -7,7 +7,7 @@ use futures_core::Stream;
 
 use crate::config::{Config, Configure, Internal};
 use crate::engine::{Engine, Mode, Timers};
-use crate::mode::{Identity, Maker, MapFn, Once, Plain, Runs, Takes, Task};
+use crate::mode::{Identity, Maker, MapFn, Once, Plain, Runs, Takes, Task, Until};
 use crate::progress::{Progress, Report, Reporter, Silent};
 use crate::{LaneStream, MapAsync, Run};
 
@@ -300,6 +300,22 @@ impl<St, P, G> Lane<St, P, G> {
         G: Reporter,
     {
         let (stream, engine) = self.map_mode(Identity::new());
+        LaneStream::new(stream, engine)
+    }
+
+    /// [`run`](Lane::run), with the stop-pulling hook: once an output for which `stops` is true has
+    /// finished, nothing more is pulled from the input (the helpers in [`gather`](crate::gather)).
+    pub(crate) fn run_until(
+        self,
+        stops: fn(&<St::Item as Future>::Output) -> bool,
+    ) -> LaneStream<St, Task<Until<St::Item>, P, G>>
+    where
+        St: Stream,
+        St::Item: Future,
+        P: Once + Runs<<St::Item as Future>::Output>,
+        G: Reporter,
+    {
+        let (stream, engine) = self.map_mode(Until::new(stops));
         LaneStream::new(stream, engine)
     }
 }

@@ -591,8 +591,16 @@ mod sealed {
 
     /// An attempt maker that can make the item for another attempt from the one its slot kept.
     pub trait Again: Maker {
+        /// Whether some attempt output stops the lane's input (see [`Again::stops`]). When `false`,
+        /// the engine never asks.
+        const STOPS: bool = false;
         /// A clone of `item`, for another attempt (only a retrying lane asks).
         fn again(&self, item: &Self::Item) -> Self::Item;
+        /// Whether this attempt output stops the lane's input: the engine pulls nothing more
+        /// (the stop-pulling hook of `gather`'s relatives).
+        fn stops(&self, _output: &<Self::Fut as std::future::Future>::Output) -> bool {
+            false
+        }
     }
 
     /// What a kind of lane does with the attempts of an item, whose futures output `O`.
@@ -785,6 +793,48 @@ impl<Fut: Future> sealed::Again for Identity<Fut> {
     }
 }
 
+/// The attempt maker of the helpers in [`gather`](crate::gather): the input items are the futures,
+/// as with [`Identity`], and an output for which `stops` is true stops the input (the engine pulls
+/// nothing more: futures not started yet are never made or polled).
+pub(crate) struct Until<Fut: Future> {
+    stops: fn(&Fut::Output) -> bool,
+}
+
+impl<Fut: Future> Until<Fut> {
+    pub(crate) fn new(stops: fn(&Fut::Output) -> bool) -> Self {
+        Until { stops }
+    }
+}
+
+impl<Fut: Future> fmt::Debug for Until<Fut> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Until").finish_non_exhaustive()
+    }
+}
+
+impl<Fut: Future> Maker for Until<Fut> {
+    type Item = Fut;
+    type Fut = Fut;
+
+    #[inline]
+    fn make(&mut self, item: Fut) -> Fut {
+        item
+    }
+}
+
+impl<Fut: Future> sealed::Again for Until<Fut> {
+    const STOPS: bool = true;
+
+    fn again(&self, _: &Fut) -> Fut {
+        unreachable!("tasklane: `gather` and its relatives never retry")
+    }
+
+    #[inline]
+    fn stops(&self, output: &Fut::Output) -> bool {
+        (self.stops)(output)
+    }
+}
+
 /// The output of the attempts that `Mk` makes.
 type AttemptOf<Mk> = <<Mk as Maker>::Fut as Future>::Output;
 
@@ -896,6 +946,12 @@ where
     type Output = <P as sealed::Steps<AttemptOf<Mk>>>::Output;
     type Meta = <P as sealed::Steps<AttemptOf<Mk>>>::Meta<Mk::Item>;
     const TIMED: bool = <P as sealed::Steps<AttemptOf<Mk>>>::TIMED;
+    const STOPS: bool = <Mk as sealed::Again>::STOPS;
+
+    #[inline]
+    fn stops(&self, output: &AttemptOf<Mk>) -> bool {
+        sealed::Again::stops(&self.maker, output)
+    }
 
     #[inline]
     fn start(&mut self, item: Mk::Item) -> (Option<Self::Keep>, Mk::Fut) {

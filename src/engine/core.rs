@@ -289,6 +289,9 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
         if M::TIMED && self.timers.timeout.is_some() {
             self.timers.end(index);
         }
+        if M::STOPS && self.mode.stops(&output) {
+            self.input_done = true; // the stop-pulling hook: nothing more is pulled
+        }
         match self.mode.settle(Outcome::Finished(output), 1, position) {
             Settle::Done(output) => {
                 slot.meta.finish();
@@ -354,6 +357,9 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
             };
             if M::TIMED && self.timers.timeout.is_some() {
                 self.timers.end(index);
+            }
+            if M::STOPS && self.mode.stops(&output) {
+                self.input_done = true; // the stop-pulling hook: nothing more is pulled
             }
             let (attempts, position) = (slot.meta.attempts(), slot.meta.index());
             match self

@@ -110,6 +110,14 @@ pub trait Mode: Reports {
     /// Whether attempts may have a timeout or be retried. When `false` (a plain lane), the engine
     /// runs none of its timeout and back-off code, whatever the lane's configuration.
     const TIMED: bool;
+    /// Whether an attempt's output may stop the input ([`Mode::stops`]). When `false`, the engine
+    /// never asks.
+    const STOPS: bool;
+
+    /// The stop-pulling hook: whether this attempt output stops the input. Consulted as each
+    /// attempt finishes, before the engine refills a slot or starts anything more; from then on
+    /// nothing more is pulled, and the lane ends once the items in progress are yielded.
+    fn stops(&self, output: &<Self::Fut as Future>::Output) -> bool;
 
     /// The first attempt for an item.
     fn start(&mut self, item: Self::Item) -> (Option<Self::Keep>, Self::Fut);

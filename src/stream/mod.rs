@@ -272,6 +272,17 @@ pin_project! {
 }
 
 impl<St, M: TaskMode> Indexed<St, M> {
+    /// Items pulled from the input and not yet yielded, as [`LaneStream::in_progress`].
+    ///
+    /// ```
+    /// use tasklane::prelude::*;
+    /// let lane = (0..3).lane(2).map_async(|x| async move { x }).indexed();
+    /// assert_eq!(lane.in_progress(), 0);
+    /// ```
+    pub fn in_progress(&self) -> usize {
+        self.lane.in_progress()
+    }
+
     /// The lane stream, without positions from here on (in-flight work is kept).
     ///
     /// ```
