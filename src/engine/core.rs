@@ -255,7 +255,7 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
     /// that finishes at once and is next is handed back (with its input position) and its slot
     /// stays free; otherwise the slot is taken (the caller takes it off the free list, if it was
     /// there).
-    #[inline]
+    #[inline(always)]
     pub(super) fn start(
         &mut self,
         index: usize,

@@ -185,7 +185,7 @@ impl<O> Order<O> for Unordered {
         Kept::InSlot(output)
     }
 
-    #[inline]
+    #[inline(always)]
     fn take_next<Fut: Future, M: Default>(
         &mut self,
         arena: &mut Arena<Fut, O, M>,
@@ -298,7 +298,7 @@ impl<O> Order<O> for InOrder<O> {
         Kept::InWindow
     }
 
-    #[inline]
+    #[inline(always)]
     fn take_next<Fut: Future, M: Default>(
         &mut self,
         arena: &mut Arena<Fut, O, M>,
