@@ -304,7 +304,7 @@ impl<St, P, G> Lane<St, P, G> {
     }
 
     /// [`run`](Lane::run), with the stop-pulling hook: once an output for which `stops` is true has
-    /// finished, nothing more is pulled from the input (the helpers in [`gather`](crate::gather)).
+    /// finished, nothing more is pulled from the input (the helpers in [`gather`](mod@crate::gather)).
     pub(crate) fn run_until(
         self,
         stops: fn(&<St::Item as Future>::Output) -> bool,

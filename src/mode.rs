@@ -793,7 +793,7 @@ impl<Fut: Future> sealed::Again for Identity<Fut> {
     }
 }
 
-/// The attempt maker of the helpers in [`gather`](crate::gather): the input items are the futures,
+/// The attempt maker of the helpers in [`gather`](mod@crate::gather): the input items are the futures,
 /// as with [`Identity`], and an output for which `stops` is true stops the input (the engine pulls
 /// nothing more: futures not started yet are never made or polled).
 pub(crate) struct Until<Fut: Future> {

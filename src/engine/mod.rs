@@ -27,8 +27,10 @@
 //! | order | [`order`] | `Unordered` (a done queue) or `InOrder` (a ring, and the reorder window): a type |
 //! | admission | [`admission`] | `Unlimited` (zero-sized) or a `Gate`: the rate limiter and its permit queue |
 //! | deadlines | [`deadlines`], [`timers`] | timeouts (lazily stamped), back-offs, the one lane timer |
+//! | handing out | [`emit`] | phase 3: keeping a finished output, handing one out, refilling its slot |
 //! | retries, timeouts, rate waits | [`waits`] | the slow paths of the loop |
 //! | progress | `crate::progress` | counters and snapshots, only when `Reports::REPORTS` |
+//! | stop pulling | [`Mode::stops`] (`crate::mode::Until`) | an output that ends the input (`try_gather`, `first`, `first_ok`), only when `Mode::STOPS` |
 //! | what an item is | [`Mode`] (`crate::mode`) | how attempts are made and settled: plain, timed, retrying |
 //!
 //! The components are Poll-free (they are asked with a clock reading and keep indexes over the
@@ -46,6 +48,7 @@ mod admission;
 mod arena;
 mod core;
 mod deadlines;
+mod emit;
 mod lifecycle;
 mod meta;
 mod order;
