@@ -358,6 +358,30 @@ mod tests {
     }
 
     #[test]
+    fn the_ring_keeps_fifo_order_across_wrapping_and_growth() {
+        let mut ring = Ring::default();
+        let mut model = VecDeque::new();
+        let mut next = 0;
+        // Pushes run ahead of pops, so the ring wraps and grows with entries held.
+        for round in 0..200 {
+            for _ in 0..(round % 7) {
+                ring.push_back(next);
+                model.push_back(next);
+                next += 1;
+            }
+            for _ in 0..(round % 5) {
+                assert_eq!(ring.pop_front(), model.pop_front());
+            }
+            assert_eq!(ring.front(), model.front().copied());
+            assert_eq!(
+                (ring.len(), ring.is_empty()),
+                (model.len(), model.is_empty())
+            );
+        }
+        assert!(ring.buf.len().is_power_of_two());
+    }
+
+    #[test]
     fn completion_order_yields_the_oldest_finished_first() {
         let mut arena = arena(3);
         let mut order = <Unordered as Order<&str>>::new(0);
