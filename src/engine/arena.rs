@@ -10,7 +10,10 @@
 //!
 //! Unsafe code: indexing a pinned chunk (`Pin<&mut Slot>` out of `Pin<Box<[Slot]>>`; the
 //! projections from there are pin-project-lite's). The alternative, a `Box` per slot, costs a
-//! pointer chase per poll and scatters the slots in memory.
+//! pointer chase per poll and scatters the slots in memory. A look-up checks once that the slot
+//! exists (`Arena::live`) and then indexes the chunk, the slots and the signals without checking
+//! again: the three bounds checks it saves are 11 to 30 instructions per item (callgrind, L = 16,
+//! ready and yield-once futures: 188 -> 177 and 344 -> 326).
 #![allow(unsafe_code)] // reason: pinning futures inside the arena's chunks
 
 use std::future::Future;
@@ -34,12 +37,24 @@ struct Chunk<Fut, O, M> {
     block: Arc<Block>,
 }
 
-/// Slot `offset` of a chunk's pinned slots.
+/// Slot `offset` of a chunk's pinned slots, without a bounds check.
+///
+/// # Safety
+///
+/// `offset < slots.len()`.
 #[inline]
-fn pinned<Fut, O, M>(slots: &mut Slots<Fut, O, M>, offset: usize) -> Pin<&mut Slot<Fut, O, M>> {
+unsafe fn pinned_unchecked<Fut, O, M>(
+    slots: &mut Slots<Fut, O, M>,
+    offset: usize,
+) -> Pin<&mut Slot<Fut, O, M>> {
     // SAFETY: an element of a pinned slice is pinned as the slice is: the boxed slice is never
-    // moved out of, resized or freed before it is dropped, so no element moves either.
-    unsafe { slots.as_mut().map_unchecked_mut(|s| &mut s[offset]) }
+    // moved out of, resized or freed before it is dropped, so no element moves either; and the
+    // caller guarantees that `offset` is in bounds.
+    unsafe {
+        slots
+            .as_mut()
+            .map_unchecked_mut(|s| s.get_unchecked_mut(offset))
+    }
 }
 
 /// The slot arena. See the module docs.
@@ -95,11 +110,36 @@ impl<Fut: Future, O, M: Default> Arena<Fut, O, M> {
         self.len - 1
     }
 
+    /// The chunk of slot `index` and the slot's offset in it.
+    ///
+    /// # Panics
+    ///
+    /// If the slot does not exist (`index >= len()`): the one bounds check of a slot look-up. The
+    /// chunks cover `0..len()` as [`locate`] maps them (see [`Arena::grow`]), so after it both the
+    /// chunk and the offset are in bounds, and the look-ups below index without checking again.
+    #[inline]
+    fn live(&self, index: usize) -> (usize, usize) {
+        assert!(index < self.len, "tasklane: slot {index} does not exist");
+        locate(index)
+    }
+
+    /// Chunk `chunk` of a slot that [`Arena::live`] located.
+    ///
+    /// # Safety
+    ///
+    /// `chunk` came from [`Arena::live`].
+    #[inline]
+    unsafe fn chunk_unchecked(&mut self, chunk: usize) -> &mut Chunk<Fut, O, M> {
+        // SAFETY: by the caller's contract, `chunk` is a live slot's chunk (see `live`).
+        unsafe { self.chunks.get_unchecked_mut(chunk) }
+    }
+
     /// Slot `index`: its pinned state and its meta.
     #[inline]
     pub(crate) fn slot(&mut self, index: usize) -> SlotProj<'_, Fut, O, M> {
-        let (chunk, offset) = locate(index);
-        pinned(&mut self.chunks[chunk].slots, offset).project()
+        let (chunk, offset) = self.live(index);
+        // SAFETY: `chunk` and `offset` locate a live slot (see `live`), so both are in bounds.
+        unsafe { pinned_unchecked(&mut self.chunk_unchecked(chunk).slots, offset) }.project()
     }
 
     /// The engine's data for a slot.
@@ -127,9 +167,18 @@ impl<Fut: Future, O, M: Default> Arena<Fut, O, M> {
         &mut self,
         index: usize,
     ) -> (SlotProj<'_, Fut, O, M>, WakerRef<'_>) {
-        let (chunk, offset) = locate(index);
-        let Chunk { slots, block } = &mut self.chunks[chunk];
-        (pinned(slots, offset).project(), block.waker_ref(offset))
+        let (chunk, offset) = self.live(index);
+        // SAFETY: `chunk` came from `live`.
+        let Chunk { slots, block } = unsafe { self.chunk_unchecked(chunk) };
+        // SAFETY: `offset` locates a live slot in this chunk, which has as many signals as slots
+        // (see `live` and `grow`).
+        let (slot, waker) = unsafe {
+            (
+                pinned_unchecked(slots, offset),
+                block.waker_ref_unchecked(offset),
+            )
+        };
+        (slot.project(), waker)
     }
 
     /// Whether a slot (or the timer) may have been woken since the last [`Arena::take_woken`]:
@@ -155,8 +204,15 @@ impl<Fut: Future, O, M: Default> Arena<Fut, O, M> {
                 .0
                 .signal(0)
         } else {
-            let (chunk, offset) = locate(index);
-            self.chunks[chunk].block.signal(offset)
+            let (chunk, offset) = self.live(index);
+            // SAFETY: `chunk` and `offset` locate a live slot (see `live`), and a chunk's block has
+            // a signal per slot.
+            unsafe {
+                self.chunks
+                    .get_unchecked(chunk)
+                    .block
+                    .signal_unchecked(offset)
+            }
         }
     }
 

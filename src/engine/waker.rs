@@ -235,10 +235,38 @@ impl Block {
         &self.signals[offset]
     }
 
+    /// [`Block::signal`] without the bounds check.
+    ///
+    /// # Safety
+    ///
+    /// `offset` is less than the block's length.
+    #[inline]
+    pub(super) unsafe fn signal_unchecked(&self, offset: usize) -> &Signal {
+        // SAFETY: by the caller's contract, `offset` is in bounds.
+        unsafe { self.signals.get_unchecked(offset) }
+    }
+
     /// A waker for `signals[offset]` that borrows this block.
     #[inline]
     pub(super) fn waker_ref(&self, offset: usize) -> WakerRef<'_> {
-        let data: *const Signal = &self.signals[offset];
+        self.waker_ref_of(&self.signals[offset])
+    }
+
+    /// [`Block::waker_ref`] without the bounds check.
+    ///
+    /// # Safety
+    ///
+    /// `offset` is less than the block's length.
+    #[inline]
+    pub(super) unsafe fn waker_ref_unchecked(&self, offset: usize) -> WakerRef<'_> {
+        // SAFETY: by the caller's contract, `offset` is in bounds.
+        self.waker_ref_of(unsafe { self.signals.get_unchecked(offset) })
+    }
+
+    /// A waker for `signal`, one of this block's signals, that borrows this block.
+    #[inline]
+    fn waker_ref_of(&self, signal: &Signal) -> WakerRef<'_> {
+        let data: *const Signal = signal;
         // SAFETY: `data` points at a signal of this block, which outlives the `WakerRef` (it borrows
         // `self`); the vtable's contract holds for it (see `VTABLE`) except that this waker owns no
         // count of the block, which is why `WakerRef` never drops it.
