@@ -243,7 +243,7 @@
 //!   never again, from another thread, spuriously, many times over. A slot woken after its last
 //!   poll began is polled again, and that poll sees everything the waking side did before it called
 //!   `wake` (the slot's flag is cleared with an acquiring read-modify-write before the poll; the wake
-//!   protocol is model-checked with loom, see `src/engine/slots.rs`).
+//!   protocol is model-checked with loom, see `src/engine/waker.rs`).
 //! - **Exactly one output per item**, unless the stream is dropped first. Dropping it at any point
 //!   drops every in-flight future, every waiting output and the input, at once.
 //! - **No allocation per item** in steady state: futures live in pinned slots reused item after item,
