@@ -1,8 +1,9 @@
 //! The slot arena: pinned slots in chunks that never move, each with its waker.
 //!
 //! Slots live in chunks (`Pin<Box<[Slot]>>`) that are allocated lazily and never move or shrink
-//! while the arena lives: chunk 0 holds `min(limit, FIRST_CHUNK)` slots, chunk `k >= 1` holds
-//! `FIRST_CHUNK << (k - 1)`, so the whole arena never holds more than twice the slots in use, and
+//! while the arena lives: every chunk holds `CHUNK` slots (the last one fewer when the limit ends
+//! it), so slot `i` is slot `i % CHUNK` of chunk `i / CHUNK`, a shift and a mask away; the arena
+//! never holds more than `CHUNK - 1` slots beyond those in use, and
 //! `lane(usize::MAX)` allocates nothing until an item arrives. A slot is reused for item after item.
 //! A slot holds only its state ([`State`](super::lifecycle::State): the future or the output) and
 //! the engine's per-slot data (see `engine::meta`). Each chunk has one [`Block`] of signals, the
@@ -24,9 +25,9 @@ use std::task::Waker;
 use super::lifecycle::{Slot, SlotProj};
 use super::waker::{Block, Shared, Signal, WakerRef, TIMER};
 
-/// Slots in the first chunk, when the limit is larger.
-const FIRST_CHUNK: usize = 64;
-const FIRST_CHUNK_SHIFT: u32 = FIRST_CHUNK.trailing_zeros();
+/// Slots per chunk (a power of two), when the limit is larger.
+const CHUNK: usize = 64;
+const CHUNK_SHIFT: u32 = CHUNK.trailing_zeros();
 
 /// A chunk's slots, pinned: the futures in them are polled in place.
 type Slots<Fut, O, M> = Pin<Box<[Slot<Fut, O, M>]>>;
@@ -91,14 +92,10 @@ impl<Fut: Future, O, M: Default> Arena<Fut, O, M> {
     /// NOTE: the caller keeps `len() < limit`.
     pub(crate) fn grow(&mut self) -> usize {
         debug_assert!(self.len < self.limit);
-        let capacity = self.chunks.iter().map(|c| c.slots.len()).sum::<usize>();
+        // Every chunk but the last is full (and the last is full unless the limit ended it).
+        let capacity = self.chunks.len() * CHUNK;
         if self.len == capacity {
-            let want = if self.chunks.is_empty() {
-                FIRST_CHUNK
-            } else {
-                FIRST_CHUNK << (self.chunks.len() - 1)
-            };
-            let size = want.min(self.limit - capacity);
+            let size = CHUNK.min(self.limit - capacity);
             let slots: Box<[Slot<Fut, O, M>]> = (0..size).map(|_| Slot::new()).collect();
             let block = Block::new(&self.shared, capacity, size);
             self.chunks.push(Chunk {
@@ -237,15 +234,10 @@ impl<Fut: Future, O, M: Default> Arena<Fut, O, M> {
     }
 }
 
-/// Maps a slot index to (chunk, offset): chunk 0 holds `0..FIRST_CHUNK`, chunk `k >= 1` holds
-/// `FIRST_CHUNK << (k - 1) .. FIRST_CHUNK << k`.
+/// Maps a slot index to (chunk, offset): chunk `k` holds `k * CHUNK .. (k + 1) * CHUNK`.
 #[inline]
 fn locate(index: usize) -> (usize, usize) {
-    if index < FIRST_CHUNK {
-        return (0, index);
-    }
-    let k = usize::BITS - 1 - (index >> FIRST_CHUNK_SHIFT).leading_zeros();
-    (k as usize + 1, index - (FIRST_CHUNK << k))
+    (index >> CHUNK_SHIFT, index & (CHUNK - 1))
 }
 
 #[cfg(all(test, not(tasklane_loom)))]
@@ -255,36 +247,32 @@ mod tests {
 
     #[test]
     fn locate_maps_every_index_once() {
-        let sizes: Vec<usize> = (0..8)
-            .map(|k| {
-                if k == 0 {
-                    FIRST_CHUNK
-                } else {
-                    FIRST_CHUNK << (k - 1)
-                }
-            })
-            .collect();
         let mut index = 0;
-        for (chunk, &size) in sizes.iter().enumerate() {
-            for offset in 0..size {
+        for chunk in 0..8 {
+            for offset in 0..CHUNK {
                 assert_eq!(locate(index), (chunk, offset), "index {index}");
                 index += 1;
             }
         }
         assert_eq!(
-            locate(usize::MAX - 1).0,
-            usize::BITS as usize - FIRST_CHUNK_SHIFT as usize
+            locate(usize::MAX - 1),
+            (usize::MAX >> CHUNK_SHIFT, CHUNK - 2)
         );
     }
 
     #[test]
-    fn chunks_grow_geometrically_and_stop_at_the_limit() {
+    fn chunks_grow_one_at_a_time_and_stop_at_the_limit() {
         let mut arena = Arena::<std::future::Ready<()>, (), ()>::new(200);
         for i in 0..200 {
             assert_eq!(arena.grow(), i);
+            assert_eq!(
+                arena.chunks.len(),
+                i / CHUNK + 1,
+                "a chunk only when one is full"
+            );
         }
         let sizes: Vec<usize> = arena.chunks.iter().map(|c| c.slots.len()).collect();
-        assert_eq!(sizes, [64, 64, 72]);
+        assert_eq!(sizes, [64, 64, 64, 8]);
         let mut small = Arena::<std::future::Ready<()>, (), ()>::new(3);
         for _ in 0..3 {
             small.grow();
