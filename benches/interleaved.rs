@@ -52,8 +52,19 @@
 //! | `INTERLEAVED_WAKE_LIMITS` | `L` of the `wake` section (ratio: last over first) | `100,10000` |
 //! | `INTERLEAVED_GATHER_LIMIT` | the bounded gather's limit (the other is unbounded) | `256` |
 //! | `INTERLEAVED_TOKIO` | tokio drivers: `all` (`enable_all`) or `none` | `all` |
+//! | `INTERLEAVED_CLOCK` | `wall`, or `cpu`: the thread's CPU time, for a loaded machine | `wall` |
+//! | `INTERLEAVED_RAW` | a file to append every measured run to (tab-separated), to see the spread | none |
 //!
 //! The tables go to stdout as Markdown, ready to paste into BENCHMARKS.md; progress goes to stderr.
+//! Under each table a line says how much the machine got in the way: the share of runs whose
+//! thread was off the CPU (wall time less the thread's CPU time) for more than 5 % of their wall
+//! time. Where that is high, read the interquartile ranges, run again, or read the same run on the
+//! thread's CPU time (`INTERLEAVED_CLOCK=cpu`).
+//!
+//! As with criterion, an argument that does not start with `--` is a filter: only the sections
+//! whose name contains it run (so `cargo bench -- wake_scaling` at the root runs none of this
+//! file), and without the `--bench` that `cargo bench` passes (`cargo test --benches`) every
+//! section runs one round on 1,000 items, a check that every run works.
 
 use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
@@ -111,6 +122,10 @@ struct Settings {
     tokio_drivers: bool,
     /// The variables that were set, for the command line in the report.
     overrides: Vec<(String, String)>,
+    /// The clock the figures are read on.
+    clock: Clock,
+    /// A file to append every measured run to (`INTERLEAVED_RAW`).
+    raw: Option<String>,
     /// Run without `--bench`: one round on a few items, a check that every run works.
     smoke: bool,
 }
@@ -191,6 +206,12 @@ impl Settings {
         );
         let gather_limit = var(&mut overrides, "INTERLEAVED_GATHER_LIMIT")
             .map_or(256, |v| number("INTERLEAVED_GATHER_LIMIT", &v));
+        let raw = var(&mut overrides, "INTERLEAVED_RAW");
+        let clock = match var(&mut overrides, "INTERLEAVED_CLOCK").as_deref() {
+            None | Some("wall") => Clock::Wall,
+            Some("cpu") => Clock::Cpu,
+            Some(other) => panic!("INTERLEAVED_CLOCK: {other:?} is neither wall nor cpu"),
+        };
         let tokio_drivers = match var(&mut overrides, "INTERLEAVED_TOKIO").as_deref() {
             None | Some("all") => true,
             Some("none") => false,
@@ -217,6 +238,8 @@ impl Settings {
             wake_limits,
             gather_limit,
             tokio_drivers,
+            clock,
+            raw,
             overrides,
             smoke: false,
         }
@@ -238,6 +261,16 @@ impl Settings {
             self.n = self.n.min(1_000);
         }
     }
+}
+
+/// The clock the figures are read on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Clock {
+    /// Wall time: what the issue asks for, and what a user waits.
+    Wall,
+    /// The calling thread's CPU time: leaves out the time other threads took the CPU (a loaded
+    /// machine), and also the work of other threads (futures-timer's).
+    Cpu,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -280,8 +313,67 @@ impl Exec<'_> {
     }
 }
 
-/// One timed run: returns its wall time, after checking what it produced.
-type Run<'a> = Box<dyn FnMut() -> Duration + 'a>;
+/// One timed run: returns its times, after checking what it produced.
+type Run<'a> = Box<dyn FnMut() -> Timing + 'a>;
+
+/// What one run took.
+#[derive(Clone, Copy, Debug)]
+struct Timing {
+    /// Wall time (`Instant`).
+    wall: Duration,
+    /// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`): the wall time less the time the
+    /// thread was off the CPU. Other threads (futures-timer's) are not in it.
+    cpu: Duration,
+}
+
+/// Both clocks of a [`Timing`], started.
+#[derive(Debug)]
+struct Stopwatch {
+    /// The wall clock at the start.
+    wall: Instant,
+    /// The thread's CPU clock at the start.
+    cpu: Duration,
+}
+
+impl Stopwatch {
+    /// Reads both clocks (the CPU clock first, so the wall time spans the CPU time).
+    fn start() -> Self {
+        let cpu = thread_cpu_time();
+        Stopwatch {
+            wall: Instant::now(),
+            cpu,
+        }
+    }
+
+    /// The times since [`start`](Stopwatch::start).
+    fn stop(self) -> Timing {
+        let wall = self.wall.elapsed();
+        Timing {
+            wall,
+            cpu: thread_cpu_time().saturating_sub(self.cpu),
+        }
+    }
+}
+
+/// The calling thread's CPU time (on other systems than Unix: the wall time since the first call).
+fn thread_cpu_time() -> Duration {
+    #[cfg(unix)]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable `timespec`; CLOCK_THREAD_CPUTIME_ID is always there.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    }
+    #[cfg(not(unix))]
+    {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        START.get_or_init(Instant::now).elapsed()
+    }
+}
 
 /// One implementation in a case.
 struct Variant<'a> {
@@ -373,11 +465,11 @@ where
         name: name.to_owned(),
         items: n,
         run: Box::new(move || {
-            let start = Instant::now();
+            let stopwatch = Stopwatch::start();
             let tally = exec.block_on(async { consume(make(), value).await });
-            let elapsed = start.elapsed();
+            let timing = stopwatch.stop();
             tally.check(n, ordered);
-            elapsed
+            timing
         }),
     }
 }
@@ -393,11 +485,11 @@ where
         name: name.to_owned(),
         items: n,
         run: Box::new(move || {
-            let start = Instant::now();
+            let stopwatch = Stopwatch::start();
             let out = exec.block_on(async { make().await });
-            let elapsed = start.elapsed();
+            let timing = stopwatch.stop();
             Tally::of(&out).check(n, true);
-            elapsed
+            timing
         }),
     }
 }
@@ -410,19 +502,50 @@ where
 /// value per measured round.
 type Samples = Vec<Vec<f64>>;
 
+/// What [`interleave`] measured.
+#[derive(Debug)]
+struct Measured {
+    /// Per case, per variant, one ns per item per measured round, on the clock of the settings.
+    samples: Vec<Samples>,
+    /// Per measured run, the share of its wall time that its thread spent off the CPU.
+    off_cpu: Vec<f64>,
+}
+
+impl Measured {
+    /// A line saying how much of the section's time other threads took: runs whose thread was
+    /// off the CPU for more than 5 % of their wall time were slowed by the machine, not the code.
+    fn note(&self) -> String {
+        let disturbed = self.off_cpu.iter().filter(|&&share| share > 0.05).count();
+        format!(
+            "Off the CPU (wall time less the thread's CPU time): {disturbed} of {} runs lost more \
+             than 5 % of their wall time to other threads; the median run lost {:.1} %, the worst \
+             {:.0} %.\n",
+            self.off_cpu.len(),
+            100.0 * median(&self.off_cpu),
+            100.0 * self.off_cpu.iter().copied().fold(0.0, f64::max),
+        )
+    }
+}
+
 /// Runs `1 + rounds` rounds over `cases`: each round runs every case once, the cases in a shuffled
 /// order, and within a case every variant once, in a shuffled order. The first round is a warm-up
-/// and is discarded. Returns, per case, each variant's ns per item per measured round.
+/// and is discarded. Returns, per case, each variant's ns per item per measured round. With
+/// `INTERLEAVED_RAW`, every measured run is also appended to that file, one line each: section,
+/// case (`labels`), variant, round, wall and CPU ns per item, tab-separated.
 fn interleave(
     title: &str,
+    labels: &[String],
     cases: &mut [Vec<Variant<'_>>],
-    rounds: usize,
+    settings: &Settings,
     rng: &mut fastrand::Rng,
-) -> Vec<Samples> {
+) -> Measured {
+    let rounds = settings.rounds;
+    let mut raw = String::new();
     let mut samples: Vec<Samples> = cases
         .iter()
         .map(|variants| vec![Vec::with_capacity(rounds); variants.len()])
         .collect();
+    let mut off_cpu = Vec::new();
     let mut case_order: Vec<usize> = (0..cases.len()).collect();
     let start = Instant::now();
     eprint!("{title}: warm-up");
@@ -434,9 +557,23 @@ fn interleave(
             rng.shuffle(&mut order);
             for v in order {
                 let variant = &mut variants[v];
-                let elapsed = (variant.run)();
-                if round > 0 {
-                    samples[c][v].push(elapsed.as_nanos() as f64 / variant.items as f64);
+                let timing = (variant.run)();
+                if round == 0 {
+                    continue;
+                }
+                let per_item = |d: Duration| d.as_nanos() as f64 / variant.items as f64;
+                let (wall, cpu) = (per_item(timing.wall), per_item(timing.cpu));
+                samples[c][v].push(match settings.clock {
+                    Clock::Wall => wall,
+                    Clock::Cpu => cpu,
+                });
+                off_cpu.push((1.0 - cpu / wall).max(0.0));
+                if settings.raw.is_some() {
+                    let _ = writeln!(
+                        raw,
+                        "{title}\t{}\t{}\t{round}\t{wall:.2}\t{cpu:.2}",
+                        labels[c], variant.name
+                    );
                 }
             }
         }
@@ -447,7 +584,17 @@ fn interleave(
         }
     }
     eprintln!(" ({:.1} s)", start.elapsed().as_secs_f64());
-    samples
+    if let Some(path) = &settings.raw {
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut file| std::io::Write::write_all(&mut file, raw.as_bytes()));
+        if let Err(err) = appended {
+            eprintln!("INTERLEAVED_RAW: cannot append to {path}: {err}");
+        }
+    }
+    Measured { samples, off_cpu }
 }
 
 /// The index of the variant named `name` in `variants`.
@@ -664,7 +811,9 @@ fn lane_section(settings: &Settings, execs: &[Exec<'_>], rng: &mut fastrand::Rng
             }
         }
     }
-    let samples = interleave("lane", &mut cases, settings.rounds, rng);
+    let labels: Vec<String> = meta.iter().map(|m| format!("{m:?}")).collect();
+    let measured = interleave("lane", &labels, &mut cases, settings, rng);
+    let samples = &measured.samples;
 
     let mut out = String::new();
     let _ = writeln!(
@@ -680,7 +829,7 @@ fn lane_section(settings: &Settings, execs: &[Exec<'_>], rng: &mut fastrand::Rng
         let rows: Vec<Vec<String>> = meta
             .iter()
             .zip(&cases)
-            .zip(&samples)
+            .zip(samples)
             .filter(|((m, _), _)| m.exec == exec.name())
             .map(|((m, variants), s)| {
                 let [t, fb, fu] = ["tasklane", "futures_buffered", "futures_util"]
@@ -713,6 +862,8 @@ fn lane_section(settings: &Settings, execs: &[Exec<'_>], rng: &mut fastrand::Rng
         ));
         out.push('\n');
     }
+    out.push_str(&measured.note());
+    out.push('\n');
     out
 }
 
@@ -833,11 +984,11 @@ fn wake_variants<'a>(exec: Exec<'a>, n: u64, limit: usize, gate: &'a Gate<'a>) -
                     gate.waiting.borrow().is_empty(),
                     "no waiter left from the last run"
                 );
-                let start = Instant::now();
+                let stopwatch = Stopwatch::start();
                 let tally = exec.block_on(async { consume(make(), plain).await });
-                let elapsed = start.elapsed();
+                let timing = stopwatch.stop();
                 tally.check(n, false);
-                elapsed
+                timing
             }),
         }
     }
@@ -895,7 +1046,9 @@ fn wake_section(settings: &Settings, execs: &[Exec<'_>], rng: &mut fastrand::Rng
                 .collect()
         })
         .collect();
-    let samples = interleave("wake", &mut cases, settings.rounds, rng);
+    let labels: Vec<String> = execs.iter().map(|e| e.name().to_owned()).collect();
+    let measured = interleave("wake", &labels, &mut cases, settings, rng);
+    let samples = &measured.samples;
 
     let (first, last) = (
         settings.wake_limits[0],
@@ -917,7 +1070,7 @@ fn wake_section(settings: &Settings, execs: &[Exec<'_>], rng: &mut fastrand::Rng
         ));
     }
     let mut rows = Vec::new();
-    for ((exec, variants), s) in execs.iter().zip(&cases).zip(&samples) {
+    for ((exec, variants), s) in execs.iter().zip(&cases).zip(samples) {
         for (name, title) in [
             ("tasklane", "tasklane"),
             ("futures_buffered", "futures-buffered"),
@@ -957,6 +1110,8 @@ fn wake_section(settings: &Settings, execs: &[Exec<'_>], rng: &mut fastrand::Rng
     );
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     out.push_str(&table(&header, &rows));
+    out.push('\n');
+    out.push_str(&measured.note());
     out.push('\n');
     out
 }
@@ -1033,11 +1188,13 @@ fn gather_section(settings: &Settings, execs: &[Exec<'_>], rng: &mut fastrand::R
             }
         }
     }
-    let samples = interleave("gather", &mut cases, settings.rounds, rng);
+    let labels: Vec<String> = meta.iter().map(|m| format!("{m:?}")).collect();
+    let measured = interleave("gather", &labels, &mut cases, settings, rng);
+    let samples = &measured.samples;
     let rows: Vec<Vec<String>> = meta
         .iter()
         .zip(&cases)
-        .zip(&samples)
+        .zip(samples)
         .map(|((m, variants), s)| {
             let [t, fb, fu] = ["tasklane", "futures_buffered", "futures_util"]
                 .map(|name| &s[index(variants, name)]);
@@ -1078,6 +1235,8 @@ fn gather_section(settings: &Settings, execs: &[Exec<'_>], rng: &mut fastrand::R
         ],
         &rows,
     ));
+    out.push('\n');
+    out.push_str(&measured.note());
     out.push('\n');
     out
 }
@@ -1149,11 +1308,13 @@ fn timeout_section(settings: &Settings, execs: &[Exec<'_>], rng: &mut fastrand::
             }
         }
     }
-    let samples = interleave("timeout", &mut cases, settings.rounds, rng);
+    let labels: Vec<String> = meta.iter().map(|m| format!("{m:?}")).collect();
+    let measured = interleave("timeout", &labels, &mut cases, settings, rng);
+    let samples = &measured.samples;
     let rows: Vec<Vec<String>> = meta
         .iter()
         .zip(&cases)
-        .zip(&samples)
+        .zip(samples)
         .map(|((m, variants), s)| {
             let [plain, timed] = ["plain", "timeout"].map(|name| &s[index(variants, name)]);
             vec![
@@ -1189,6 +1350,8 @@ fn timeout_section(settings: &Settings, execs: &[Exec<'_>], rng: &mut fastrand::
         ],
         &rows,
     ));
+    out.push('\n');
+    out.push_str(&measured.note());
     out.push('\n');
     out
 }
@@ -1261,6 +1424,38 @@ fn commit() -> Option<String> {
     })
 }
 
+/// rustc's version and the peers' versions from the workspace's `Cargo.lock`.
+fn versions() -> Option<String> {
+    let rustc =
+        std::process::Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+            .arg("--version")
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock")).ok();
+    let version = |name: &str| -> Option<String> {
+        let lock = lock.as_deref()?;
+        let at = lock.find(&format!("name = \"{name}\"\nversion = \""))?;
+        let rest = &lock[at..];
+        let start = rest.find("version = \"")? + "version = \"".len();
+        let end = start + rest[start..].find('"')?;
+        Some(format!("{name} {}", &rest[start..end]))
+    };
+    let mut parts: Vec<String> = rustc.into_iter().collect();
+    parts.extend(
+        [
+            "futures-buffered",
+            "futures-util",
+            "futures-executor",
+            "tokio",
+        ]
+        .into_iter()
+        .filter_map(version),
+    );
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
 // A plain `main` (`harness = false`): the rounds are the harness.
 fn main() {
     let mut settings = Settings::from_env();
@@ -1306,6 +1501,14 @@ fn main() {
         .map(|(name, value)| format!("{name}={value}"))
         .collect();
     command.push("cargo bench -p tasklane-benches --bench interleaved".to_owned());
+    let filters: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    if !filters.is_empty() {
+        command.push(format!("-- {}", filters.join(" ")));
+    }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let executors: Vec<&str> = execs
         .iter()
@@ -1317,7 +1520,11 @@ fn main() {
             Exec::Tokio(_) => "tokio current-thread `Runtime::block_on` (no drivers)",
         })
         .collect();
-    println!("## Interleaved wall time ({date})\n");
+    if settings.smoke {
+        println!("## Smoke run, not a measurement: no --bench argument ({date})\n");
+    } else {
+        println!("## Interleaved wall time ({date})\n");
+    }
     println!("- Command: `{}`", command.join(" "));
     if let Some(commit) = commit() {
         println!("- Commit: {commit}");
@@ -1328,13 +1535,22 @@ fn main() {
         load_average(),
         started.elapsed().as_secs_f64()
     );
+    if let Some(versions) = versions() {
+        println!("- {versions}");
+    }
     println!(
-        "- {} measured rounds after one warm-up round (discarded), seed {}; executors: {}",
+        "- Rounds: {} measured, after one warm-up round (discarded); seed {}; executors: {}",
         settings.rounds,
         settings.seed,
         executors.join(", ")
     );
-    println!("- Release profile; each run timed as a whole (build, drain, drop) with `Instant`\n");
+    println!(
+        "- Release profile; each run timed as a whole (build, drain, drop): {}\n",
+        match settings.clock {
+            Clock::Wall => "wall time (`Instant`)",
+            Clock::Cpu => "**the thread's CPU time** (`CLOCK_THREAD_CPUTIME_ID`), not wall time",
+        }
+    );
     print!("{sections}");
 }
 
