@@ -509,6 +509,8 @@ struct Measured {
     samples: Vec<Samples>,
     /// Per measured run, the share of its wall time that its thread spent off the CPU.
     off_cpu: Vec<f64>,
+    /// How many CPUs other processes kept busy, on average over the section (from `/proc`).
+    others: Option<f64>,
 }
 
 impl Measured {
@@ -516,15 +518,54 @@ impl Measured {
     /// off the CPU for more than 5 % of their wall time were slowed by the machine, not the code.
     fn note(&self) -> String {
         let disturbed = self.off_cpu.iter().filter(|&&share| share > 0.05).count();
+        let others = self.others.map_or_else(String::new, |busy| {
+            format!(
+                "Other processes kept {busy:.2} of the {} CPUs busy on average during this section. ",
+                cores()
+            )
+        });
         format!(
-            "Off the CPU (wall time less the thread's CPU time): {disturbed} of {} runs lost more \
-             than 5 % of their wall time to other threads; the median run lost {:.1} %, the worst \
-             {:.0} %.\n",
+            "{others}Off the CPU (wall time less the thread's CPU time): {disturbed} of {} runs \
+             lost more than 5 % of their wall time to other threads; the median run lost {:.1} %, \
+             the worst {:.0} %.\n",
             self.off_cpu.len(),
             100.0 * median(&self.off_cpu),
             100.0 * self.off_cpu.iter().copied().fold(0.0, f64::max),
         )
     }
+}
+
+/// The CPU time used so far by the whole machine and by this process, in clock ticks, from
+/// `/proc/stat` and `/proc/self/stat` (Linux; `None` elsewhere).
+fn cpu_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    // `cpu  user nice system idle iowait irq softirq steal ...`: busy is all but idle and iowait.
+    let all: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .map(|field| field.parse().ok())
+        .collect::<Option<_>>()?;
+    let machine = all.get(..7)?.iter().sum::<u64>() - all[3] - all[4];
+    let own = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // After the command name in parentheses: the state is field 3, utime 14 and stime 15.
+    let fields: Vec<&str> = own.rsplit_once(')')?.1.split_whitespace().collect();
+    let process = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some((machine, process))
+}
+
+/// How many CPUs other processes kept busy on average since `start` (the [`cpu_ticks`] and the
+/// time then).
+fn others_busy(start: Option<(u64, u64)>, since: Instant) -> Option<f64> {
+    let ((machine0, process0), (machine1, process1)) = (start?, cpu_ticks()?);
+    #[cfg(unix)]
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    #[cfg(not(unix))]
+    let ticks_per_second = 100.0;
+    let others = (machine1 - machine0).saturating_sub(process1 - process0);
+    Some(others as f64 / ticks_per_second / since.elapsed().as_secs_f64())
 }
 
 /// Runs `1 + rounds` rounds over `cases`: each round runs every case once, the cases in a shuffled
@@ -548,6 +589,7 @@ fn interleave(
     let mut off_cpu = Vec::new();
     let mut case_order: Vec<usize> = (0..cases.len()).collect();
     let start = Instant::now();
+    let ticks = cpu_ticks();
     eprint!("{title}: warm-up");
     for round in 0..=rounds {
         rng.shuffle(&mut case_order);
@@ -594,7 +636,11 @@ fn interleave(
             eprintln!("INTERLEAVED_RAW: cannot append to {path}: {err}");
         }
     }
-    Measured { samples, off_cpu }
+    Measured {
+        samples,
+        off_cpu,
+        others: others_busy(ticks, start),
+    }
 }
 
 /// The index of the variant named `name` in `variants`.
@@ -1383,6 +1429,11 @@ fn utc_now() -> String {
     )
 }
 
+/// The number of CPUs this process may run on (`nproc`).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(0, |n| n.get())
+}
+
 /// The CPU model from `/proc/cpuinfo`.
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
@@ -1509,7 +1560,7 @@ fn main() {
     if !filters.is_empty() {
         command.push(format!("-- {}", filters.join(" ")));
     }
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cores = cores();
     let executors: Vec<&str> = execs
         .iter()
         .map(|&e| match e {
