@@ -17,7 +17,7 @@
 //!
 //! The rounds are shared out to several processes run one after the other (5 by default), each
 //! with a warm-up round of its own, discarded, and a shuffle seed of its own; their rounds are
-//! pooled. On this machine a whole process can run one implementation up to 1.7 times slower than
+//! pooled. On this machine a whole process can run one implementation nearly twice as slowly as
 //! the next process does (with a tight spread inside each process, and nothing else running), so
 //! the rounds of one process alone can agree with each other and still be off.
 //!
