@@ -13,7 +13,13 @@
 //! printed), so the runs that a ratio compares are milliseconds apart. A ratio is computed per round
 //! (tasklane's time over the peer's in that round) and the report gives the **median of the per-round
 //! ratios** (not the ratio of the medians), with their interquartile range, beside the median ns per
-//! item of each implementation for context. The first round is a warm-up and is discarded.
+//! item of each implementation for context.
+//!
+//! The rounds are shared out to several processes run one after the other (5 by default), each
+//! with a warm-up round of its own, discarded, and a shuffle seed of its own; their rounds are
+//! pooled. On this machine a whole process can run one implementation nearly twice as slowly as
+//! the next process does (with a tight spread inside each process, and nothing else running), so
+//! the rounds of one process alone can agree with each other and still be off.
 //!
 //! Each run builds its stream, drains it to the end under the executor and drops it, all timed: the
 //! executor's `block_on` call as a whole, on `futures::executor::block_on` and on a tokio
@@ -44,7 +50,8 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `INTERLEAVED_SECTIONS` | sections to run | `lane,wake,gather,timeout` |
-//! | `INTERLEAVED_ROUNDS` | measured rounds (a warm-up round comes first) | `31` |
+//! | `INTERLEAVED_ROUNDS` | measured rounds, over all processes | `31` |
+//! | `INTERLEAVED_PROCESSES` | processes to share the rounds out to (each warms up first) | `5` |
 //! | `INTERLEAVED_N` | items per run | `100000` |
 //! | `INTERLEAVED_SEED` | seed of the shuffles and of the gate's wake order | `20261201` |
 //! | `INTERLEAVED_EXECUTORS` | `block_on`, `tokio` | `block_on,tokio` |
@@ -128,6 +135,12 @@ struct Settings {
     raw: Option<String>,
     /// Run without `--bench`: one round on a few items, a check that every run works.
     smoke: bool,
+    /// Processes to share the rounds out to (`INTERLEAVED_PROCESSES`).
+    processes: usize,
+    /// In a child process: its index (`INTERLEAVED_CHILD`, set by the parent).
+    child: Option<usize>,
+    /// In the parent of child processes: what they measured.
+    replay: Option<Replay>,
 }
 
 /// A variable's value, if it is set (and not empty); records it for the report.
@@ -207,6 +220,12 @@ impl Settings {
         let gather_limit = var(&mut overrides, "INTERLEAVED_GATHER_LIMIT")
             .map_or(256, |v| number("INTERLEAVED_GATHER_LIMIT", &v));
         let raw = var(&mut overrides, "INTERLEAVED_RAW");
+        let processes = var(&mut overrides, "INTERLEAVED_PROCESSES")
+            .map_or(5, |v| number("INTERLEAVED_PROCESSES", &v));
+        // Set by the parent, not by a user: not an override.
+        let child = std::env::var("INTERLEAVED_CHILD")
+            .ok()
+            .map(|v| number("INTERLEAVED_CHILD", &v));
         let clock = match var(&mut overrides, "INTERLEAVED_CLOCK").as_deref() {
             None | Some("wall") => Clock::Wall,
             Some("cpu") => Clock::Cpu,
@@ -218,6 +237,13 @@ impl Settings {
             Some(other) => panic!("INTERLEAVED_TOKIO: {other:?} is neither all nor none"),
         };
         assert!(rounds > 0, "INTERLEAVED_ROUNDS: at least one round");
+        assert!(processes > 0, "INTERLEAVED_PROCESSES: at least one process");
+        // A child's rounds are its share: its `processes` is the parent's, for its messages.
+        let processes = if child.is_some() {
+            processes
+        } else {
+            processes.min(rounds)
+        };
         assert!(n > 0, "INTERLEAVED_N: at least one item");
         assert!(!executors.is_empty(), "INTERLEAVED_EXECUTORS: at least one");
         assert!(
@@ -242,6 +268,9 @@ impl Settings {
             raw,
             overrides,
             smoke: false,
+            processes,
+            child,
+            replay: None,
         }
     }
 
@@ -258,6 +287,7 @@ impl Settings {
         if !args.iter().any(|a| a == "--bench") {
             self.smoke = true;
             self.rounds = 1;
+            self.processes = 1;
             self.n = self.n.min(1_000);
         }
     }
@@ -568,11 +598,15 @@ fn others_busy(start: Option<(u64, u64)>, since: Instant) -> Option<f64> {
     Some(others as f64 / ticks_per_second / since.elapsed().as_secs_f64())
 }
 
-/// Runs `1 + rounds` rounds over `cases`: each round runs every case once, the cases in a shuffled
-/// order, and within a case every variant once, in a shuffled order. The first round is a warm-up
-/// and is discarded. Returns, per case, each variant's ns per item per measured round. With
-/// `INTERLEAVED_RAW`, every measured run is also appended to that file, one line each: section,
-/// case (`labels`), variant, round, wall and CPU ns per item, tab-separated.
+/// The times of one section: per case, per variant, per measured round, wall and CPU ns per item.
+type Times = Vec<Vec<Vec<(f64, f64)>>>;
+
+/// How many CPUs other processes kept busy during a section, and over how many seconds.
+type Others = Option<(f64, f64)>;
+
+/// Measures a section: runs its rounds here ([`run_rounds`]), or, in the parent of several
+/// processes, takes what the processes measured ([`Replay`]). A child process also prints its
+/// times to stdout for its parent.
 fn interleave(
     title: &str,
     labels: &[String],
@@ -580,17 +614,81 @@ fn interleave(
     settings: &Settings,
     rng: &mut fastrand::Rng,
 ) -> Measured {
+    let (times, others) = match &settings.replay {
+        Some(replay) => replay.section(title, cases),
+        None => run_rounds(title, labels, cases, settings, rng),
+    };
+    if settings.child.is_some() {
+        let mut out = String::new();
+        for (c, variants) in times.iter().enumerate() {
+            for (v, rounds) in variants.iter().enumerate() {
+                for (wall, cpu) in rounds {
+                    let _ = writeln!(out, "S\t{title}\t{c}\t{v}\t{wall}\t{cpu}");
+                }
+            }
+        }
+        if let Some((busy, seconds)) = others {
+            let _ = writeln!(out, "O\t{title}\t{busy}\t{seconds}");
+        }
+        print!("{out}");
+    }
+    let samples = times
+        .iter()
+        .map(|variants| {
+            variants
+                .iter()
+                .map(|rounds| {
+                    rounds
+                        .iter()
+                        .map(|&(wall, cpu)| match settings.clock {
+                            Clock::Wall => wall,
+                            Clock::Cpu => cpu,
+                        })
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    let off_cpu = times
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|&(wall, cpu)| (1.0 - cpu / wall).max(0.0))
+        .collect();
+    Measured {
+        samples,
+        off_cpu,
+        others: others.map(|(busy, _)| busy),
+    }
+}
+
+/// Runs `1 + rounds` rounds over `cases`: each round runs every case once, the cases in a shuffled
+/// order, and within a case every variant once, in a shuffled order. The first round is a warm-up
+/// and is discarded. Returns each variant's wall and CPU ns per item per measured round, and how
+/// busy other processes kept the machine meanwhile. With `INTERLEAVED_RAW`, every measured run is
+/// also appended to that file, one line each: section, process, case (`labels`), variant, round,
+/// wall and CPU ns per item, tab-separated.
+fn run_rounds(
+    title: &str,
+    labels: &[String],
+    cases: &mut [Vec<Variant<'_>>],
+    settings: &Settings,
+    rng: &mut fastrand::Rng,
+) -> (Times, Others) {
     let rounds = settings.rounds;
+    let process = settings.child.unwrap_or(0);
     let mut raw = String::new();
-    let mut samples: Vec<Samples> = cases
+    let mut times: Times = cases
         .iter()
         .map(|variants| vec![Vec::with_capacity(rounds); variants.len()])
         .collect();
-    let mut off_cpu = Vec::new();
     let mut case_order: Vec<usize> = (0..cases.len()).collect();
     let start = Instant::now();
     let ticks = cpu_ticks();
-    eprint!("{title}: warm-up");
+    let prefix = settings.child.map_or_else(String::new, |p| {
+        format!("[process {}/{}] ", p + 1, settings.processes)
+    });
+    eprint!("{prefix}{title}: warm-up");
     for round in 0..=rounds {
         rng.shuffle(&mut case_order);
         for &c in &case_order {
@@ -605,15 +703,11 @@ fn interleave(
                 }
                 let per_item = |d: Duration| d.as_nanos() as f64 / variant.items as f64;
                 let (wall, cpu) = (per_item(timing.wall), per_item(timing.cpu));
-                samples[c][v].push(match settings.clock {
-                    Clock::Wall => wall,
-                    Clock::Cpu => cpu,
-                });
-                off_cpu.push((1.0 - cpu / wall).max(0.0));
+                times[c][v].push((wall, cpu));
                 if settings.raw.is_some() {
                     let _ = writeln!(
                         raw,
-                        "{title}\t{}\t{}\t{round}\t{wall:.2}\t{cpu:.2}",
+                        "{title}\t{process}\t{}\t{}\t{round}\t{wall:.2}\t{cpu:.2}",
                         labels[c], variant.name
                     );
                 }
@@ -625,7 +719,8 @@ fn interleave(
             eprint!(" {round}");
         }
     }
-    eprintln!(" ({:.1} s)", start.elapsed().as_secs_f64());
+    let seconds = start.elapsed().as_secs_f64();
+    eprintln!(" ({seconds:.1} s)");
     if let Some(path) = &settings.raw {
         let appended = std::fs::OpenOptions::new()
             .create(true)
@@ -636,11 +731,105 @@ fn interleave(
             eprintln!("INTERLEAVED_RAW: cannot append to {path}: {err}");
         }
     }
-    Measured {
-        samples,
-        off_cpu,
-        others: others_busy(ticks, start),
+    (times, others_busy(ticks, start).map(|busy| (busy, seconds)))
+}
+
+/// What the child processes measured, gathered by their parent: the rounds of every process one
+/// after the other, so that a round's variants still pair up.
+#[derive(Debug, Default)]
+struct Replay {
+    /// Wall and CPU ns per item, by section, case and variant, in process and round order.
+    times: std::collections::HashMap<(String, usize, usize), Vec<(f64, f64)>>,
+    /// By section: each process's (busy CPUs of other processes, seconds).
+    others: std::collections::HashMap<String, Vec<(f64, f64)>>,
+}
+
+impl Replay {
+    /// Reads one child's stdout (see [`interleave`]).
+    fn add(&mut self, output: &str) {
+        for line in output.lines() {
+            let fields: Vec<&str> = line.split('\t').collect();
+            let float = |i: usize| -> f64 { number("the child's output", fields[i]) };
+            match fields[..] {
+                ["S", section, case, variant, _, _] => self
+                    .times
+                    .entry((
+                        section.to_owned(),
+                        number("case", case),
+                        number("variant", variant),
+                    ))
+                    .or_default()
+                    .push((float(4), float(5))),
+                ["O", section, _, _] => self
+                    .others
+                    .entry(section.to_owned())
+                    .or_default()
+                    .push((float(2), float(3))),
+                _ => panic!("unexpected line from a child process: {line:?}"),
+            }
+        }
     }
+
+    /// The times of section `title`, shaped like its `cases`; the other processes' load is the
+    /// mean over the processes, weighted by their time.
+    fn section(&self, title: &str, cases: &[Vec<Variant<'_>>]) -> (Times, Others) {
+        let times: Times = cases
+            .iter()
+            .enumerate()
+            .map(|(c, variants)| {
+                (0..variants.len())
+                    .map(|v| {
+                        self.times
+                            .get(&(title.to_owned(), c, v))
+                            .cloned()
+                            .unwrap_or_else(|| panic!("no times for {title} case {c} variant {v}"))
+                    })
+                    .collect()
+            })
+            .collect();
+        let others = self.others.get(title).and_then(|parts| {
+            let seconds: f64 = parts.iter().map(|&(_, s)| s).sum();
+            (seconds > 0.0).then(|| {
+                let busy = parts.iter().map(|&(b, s)| b * s).sum::<f64>() / seconds;
+                (busy, seconds)
+            })
+        });
+        (times, others)
+    }
+}
+
+/// The measured rounds of each of `processes` processes: `rounds` shared out as evenly as can be.
+fn rounds_per_process(rounds: usize, processes: usize) -> Vec<usize> {
+    (0..processes)
+        .map(|p| rounds / processes + usize::from(p < rounds % processes))
+        .collect()
+}
+
+/// Runs this bench in `settings.processes` child processes, one after the other, each with its
+/// share of the rounds and a seed of its own, and gathers what they measured.
+fn run_children(settings: &Settings, args: &[String]) -> Replay {
+    let exe = std::env::current_exe().expect("the bench's own path");
+    let mut replay = Replay::default();
+    for (p, rounds) in rounds_per_process(settings.rounds, settings.processes)
+        .into_iter()
+        .enumerate()
+    {
+        let output = std::process::Command::new(&exe)
+            .args(args)
+            .env("INTERLEAVED_CHILD", p.to_string())
+            .env("INTERLEAVED_ROUNDS", rounds.to_string())
+            .env("INTERLEAVED_PROCESSES", settings.processes.to_string())
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("a child process of the bench");
+        assert!(
+            output.status.success(),
+            "child process {p} failed: {}",
+            output.status
+        );
+        replay.add(&String::from_utf8_lossy(&output.stdout));
+    }
+    replay
 }
 
 /// The index of the variant named `name` in `variants`.
@@ -1075,8 +1264,9 @@ fn wake_section(settings: &Settings, execs: &[Exec<'_>], rng: &mut fastrand::Rng
         .wake_limits
         .iter()
         .map(|&limit| {
+            // The same order in every process: from the seed, not from the process's shuffles.
             let mut order: Vec<u32> = (0..limit as u32).collect();
-            rng.shuffle(&mut order);
+            fastrand::Rng::with_seed(settings.seed ^ limit as u64).shuffle(&mut order);
             order
         })
         .collect();
@@ -1522,6 +1712,9 @@ fn main() {
     let started = Instant::now();
     let load_before = load_average();
     let date = utc_now();
+    if settings.child.is_none() && settings.processes > 1 {
+        settings.replay = Some(run_children(&settings, &args));
+    }
 
     let runtime = tokio_runtime(settings.tokio_drivers);
     let execs: Vec<Exec<'_>> = settings
@@ -1532,7 +1725,9 @@ fn main() {
             ExecKind::Tokio => Exec::Tokio(&runtime),
         })
         .collect();
-    let mut rng = fastrand::Rng::with_seed(settings.seed);
+    // Each process shuffles with a seed of its own.
+    let process = settings.child.unwrap_or(0) as u64;
+    let mut rng = fastrand::Rng::with_seed(settings.seed.wrapping_add(process));
 
     let mut sections = String::new();
     for &section in &settings.sections {
@@ -1544,6 +1739,9 @@ fn main() {
             other => unreachable!("no section {other}"),
         };
         sections.push_str(&report);
+    }
+    if settings.child.is_some() {
+        return; // The parent reports.
     }
 
     let mut command: Vec<String> = settings
@@ -1589,12 +1787,27 @@ fn main() {
     if let Some(versions) = versions() {
         println!("- {versions}");
     }
-    println!(
-        "- Rounds: {} measured, after one warm-up round (discarded); seed {}; executors: {}",
-        settings.rounds,
-        settings.seed,
-        executors.join(", ")
-    );
+    let shares = rounds_per_process(settings.rounds, settings.processes);
+    let rounds = if settings.processes == 1 {
+        format!(
+            "{} measured, after one warm-up round (discarded); seed {}",
+            settings.rounds, settings.seed
+        )
+    } else {
+        format!(
+            "{} measured, in {} processes one after the other ({}), each after a warm-up round of \
+             its own (discarded); seed {} plus the process's index",
+            settings.rounds,
+            settings.processes,
+            shares
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(" + "),
+            settings.seed
+        )
+    };
+    println!("- Rounds: {rounds}; executors: {}", executors.join(", "));
     println!(
         "- Release profile; each run timed as a whole (build, drain, drop): {}\n",
         match settings.clock {
