@@ -89,7 +89,7 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
 
     /// Starts the next input item in slot `index`, just freed; puts the slot in the free list if
     /// none may start now (nor when the call's budget is spent: the next call fills it).
-    #[inline]
+    #[inline(always)]
     pub(super) fn refill<P>(&mut self, index: usize, cx: &mut Context<'_>, pull: &mut P)
     where
         P: FnMut(&mut Context<'_>) -> Poll<Option<M::Item>>,
