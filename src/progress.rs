@@ -189,3 +189,39 @@ impl Counters {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_snapshot_counts_one_more_outcome_and_keeps_the_invariants() {
+        let mut counters = Counters {
+            total: Some(3),
+            started_at: Some(1_000),
+            ..Counters::default()
+        };
+        let first = counters.complete(true, 2, 1_500);
+        assert_eq!((first.completed, first.succeeded, first.failed), (1, 1, 0));
+        assert_eq!(first.in_flight, 2);
+        assert_eq!(first.elapsed, Duration::from_nanos(500));
+        counters.retries = 4;
+        let second = counters.complete(false, 1, 2_000);
+        assert_eq!(
+            (second.completed, second.succeeded, second.failed),
+            (2, 1, 1)
+        );
+        assert_eq!((second.retries, second.total), (4, Some(3)));
+        let third = counters.complete(true, 0, 2_000);
+        assert_eq!(third.succeeded + third.failed, third.completed);
+        assert_eq!(third.completed, 3);
+    }
+
+    #[test]
+    fn a_snapshot_before_the_clock_started_has_no_elapsed_time() {
+        let mut counters = Counters::default();
+        let snapshot = counters.complete(true, 0, 7);
+        assert_eq!(snapshot.elapsed, Duration::ZERO);
+        assert_eq!(snapshot.total, None);
+    }
+}
