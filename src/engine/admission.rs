@@ -69,6 +69,9 @@ pub(crate) struct Gate {
     round_now: Option<u64>,
     /// A start was denied in this `poll_next` call.
     denied: bool,
+    /// The timer let a denied start go, after phase 1 looked at the input: the engine goes back to
+    /// phase 1 before sleeping.
+    pub(crate) woke: bool,
 }
 
 impl Admission for Gate {
@@ -93,6 +96,7 @@ impl Gate {
             due: None,
             round_now: None,
             denied: false,
+            woke: false,
         }
     }
 
@@ -154,8 +158,8 @@ impl Gate {
     }
 
     /// The timer fired at `now`: if the denied start may go, the round starts over from this
-    /// reading, and the engine serves the waiting retries (the timer is served in phase 1, so phase
-    /// 2 then looks at the input).
+    /// reading, the engine serves the waiting retries, and goes back to phase 1 to look at the input
+    /// (`woke`).
     pub(crate) fn on_timer(&mut self, now: u64) -> bool {
         if !self.due.is_some_and(|due| due <= now) {
             return false;
@@ -163,6 +167,7 @@ impl Gate {
         self.due = None;
         self.round_now = Some(now);
         self.denied = false;
+        self.woke = true;
         true
     }
 
@@ -226,7 +231,7 @@ mod tests {
         gate.due = Some(due);
         assert!(!gate.on_timer(due - 1), "early: still waiting");
         assert!(gate.on_timer(due));
-        assert!(gate.due.is_none());
+        assert!(gate.woke && gate.due.is_none());
         assert_eq!(
             gate.known(),
             Some(true),

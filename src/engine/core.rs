@@ -55,6 +55,9 @@ pub(crate) struct Core<M: Mode, O, A> {
     pub(super) admission: A,
     /// Progress counters (kept only when `M::REPORTS`).
     pub(super) counters: Counters,
+    /// A slot was freed by moving its output into the reorder window after phase 1 looked at the
+    /// input: go back to phase 1 before sleeping.
+    pub(super) freed: bool,
     /// Polls of user futures left in this `poll_next` call (see [`BUDGET`]).
     pub(super) budget: u32,
     pub(super) pulled: usize,
@@ -82,6 +85,7 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
             timers,
             admission,
             counters: Counters::default(),
+            freed: false,
             budget: BUDGET,
             pulled: 0,
             input_done: false,
@@ -110,7 +114,7 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
         result
     }
 
-    /// The four-phase loop: drive the woken slots, admit and start new items, hand out the next
+    /// The four-phase loop: admit and start new items, drive the woken slots, hand out the next
     /// finished output, then end or sleep.
     #[inline(always)]
     fn poll_unguarded<const INDEXED: bool, P>(
@@ -130,18 +134,13 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
             self.admission.gate().begin_round();
         }
         let result = loop {
-            // Phase 1: drive every woken slot (even when an output is already waiting, picking up
-            // wake-ups that happen meanwhile) until none is left or the budget is spent. The first
-            // item to finish that is next is held out of its slot, to be handed out in phase 3.
-            let mut held = if self.batch != NIL || self.arena.may_have_woken() {
-                self.drive_woken(emit)
-            } else {
-                None
-            };
-
-            // Phase 2: admission, then fill the free slots. Retries waiting for a permit go first.
+            // Phase 1: admission, then fill the free slots. Retries waiting for a permit go first.
             // A fresh attempt is polled at once; finished, next, and with no other output waiting,
             // it is held for phase 3 without ever taking its slot (the next item may take it).
+            // NOTE: before phase 2, so that woken work that spends the budget never keeps the lane
+            // from filling up to its limit.
+            let mut held = None;
+            self.freed = false;
             if A::LIMITED {
                 self.line_up_due_retries();
                 self.serve_permits();
@@ -175,7 +174,17 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
                 }
             }
 
-            // Phase 3: hand out the output held in phase 1, or the next one waiting in its slot or
+            // Phase 2: drive every woken slot (even when an output is already waiting, picking up
+            // wake-ups that happen meanwhile) until none is left or the budget is spent. The first
+            // item to finish that is next is held out of its slot, unless phase 1 holds one.
+            if self.batch != NIL || self.arena.may_have_woken() {
+                let woken = self.drive_woken(emit && held.is_none());
+                if woken.is_some() {
+                    held = woken;
+                }
+            }
+
+            // Phase 3: hand out the output held in phase 1 or 2, or the next one waiting in its slot or
             // the window, refilling its slot first.
             if let Some((slot, position, output)) = held {
                 break Poll::Ready(Some(match slot {
@@ -201,6 +210,12 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
                 cx.waker().wake_by_ref();
                 break Poll::Pending;
             }
+            if A::LIMITED && std::mem::take(&mut self.admission.gate().woke) {
+                continue; // the timer let the limiter allow a start again: back to phase 1
+            }
+            if self.freed {
+                continue; // the reorder window freed a slot: back to phase 1
+            }
             if self.batch == NIL {
                 self.stamp_timeouts();
                 if self.arena.may_sleep(cx.waker()) {
@@ -216,11 +231,11 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
         result
     }
 
-    /// Phase 1: drives the woken slots. Returns the first item that finished and is next, out of
-    /// its slot (which is `Free` but still counted as occupied): its slot index, input position and
-    /// output. Every other finished item is kept.
+    /// Phase 2: drives the woken slots. With `hold`, returns the first item that finished and is
+    /// next, out of its slot (which is `Free` but still counted as occupied): its slot index, input
+    /// position and output. Every other finished item is kept.
     #[inline]
-    fn drive_woken(&mut self, emit: bool) -> Option<Held<M::Output>> {
+    fn drive_woken(&mut self, hold: bool) -> Option<Held<M::Output>> {
         let mut held = None;
         if self.batch == NIL {
             self.batch = self.arena.take_woken();
@@ -232,7 +247,7 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
             if index == TIMER {
                 self.budget -= 1;
                 self.on_timer();
-            } else if let Some((position, output)) = self.drive(index, emit && held.is_none()) {
+            } else if let Some((position, output)) = self.drive(index, hold && held.is_none()) {
                 held = Some((Some(index), position, output));
             }
             if self.batch == NIL {
@@ -302,7 +317,7 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
                 }
                 self.occupied += 1;
                 self.order.started(index);
-                keep_in(
+                if keep_in(
                     &mut self.order,
                     &mut self.occupied,
                     &mut self.free,
@@ -310,7 +325,9 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
                     index,
                     position,
                     output,
-                );
+                ) {
+                    self.freed = true;
+                }
             }
             Settle::Retry { hint } => {
                 self.commit(index);
@@ -373,7 +390,7 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
                         self.order.handed_out();
                         return Some((position, output));
                     }
-                    keep_in(
+                    if keep_in(
                         &mut self.order,
                         &mut self.occupied,
                         &mut self.free,
@@ -381,7 +398,9 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
                         index,
                         position,
                         output,
-                    );
+                    ) {
+                        self.freed = true;
+                    }
                     return None;
                 }
                 Settle::Retry { hint } => {

@@ -17,7 +17,7 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
     #[inline]
     pub(super) fn keep(&mut self, index: usize, position: usize, output: M::Output) {
         let state = self.arena.slot(index).state;
-        keep_in(
+        if keep_in(
             &mut self.order,
             &mut self.occupied,
             &mut self.free,
@@ -25,7 +25,9 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
             index,
             position,
             output,
-        );
+        ) {
+            self.freed = true;
+        }
     }
 
     /// Hands out the output that [`Order::take_next`] gave.
@@ -124,7 +126,8 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
 }
 
 /// [`Core::keep`] on the fields it touches, for callers that hold the slot's state already: the
-/// output waits in its slot (`Done`) or in the window (the slot is freed).
+/// output waits in its slot (`Done`) or in the window (the slot is freed: then it returns `true`,
+/// and the caller sets `Core::freed`).
 #[inline(always)]
 pub(super) fn keep_in<Fut: Future, O, Ord: Order<O>>(
     order: &mut Ord,
@@ -134,13 +137,17 @@ pub(super) fn keep_in<Fut: Future, O, Ord: Order<O>>(
     index: usize,
     position: usize,
     output: O,
-) {
+) -> bool {
     match order.keep(index, position, output) {
-        Kept::InSlot(output) => state.done(output),
+        Kept::InSlot(output) => {
+            state.done(output);
+            false
+        }
         Kept::InWindow => {
             state.free();
             *occupied -= 1;
             free.push(index);
+            true
         }
     }
 }

@@ -3,19 +3,20 @@
 //! # Design
 //!
 //! ```text
-//!          phase 2: admit, pull, start          phase 1: drive woken      phase 3: hand out
+//!          phase 1: admit, pull, start          phase 2: drive woken      phase 3: hand out
 //! input ─────────────────────────────► slots ─────────────────────────► next output ──► consumer
 //!          (only while a slot is free   (polled only    │ failed             ▲
 //!           and a start is allowed)      when woken)    ▼                    │ refill its slot
 //!                                               back-off, permit ─► restart  │ first
 //! ```
 //!
-//! One `poll_next` call is one loop of four phases ([`core`]): **1.** drive the slots whose
-//! wakers fired (only those; the first item to finish that is next is held out of its slot),
-//! **2.** admit and start new items in the free slots, polling each fresh attempt at once (one that
-//! finishes at once and is next is held without ever taking its slot), **3.** hand out the held
-//! output or the next one waiting, refilling its slot from the input first, **4.** end, or sleep
-//! once nothing is left to do. So a call that returns an output leaves every slot busy (the input
+//! One `poll_next` call is one loop of four phases ([`core`]): **1.** admit and start new items in
+//! the free slots, polling each fresh attempt at once (one that finishes at once and is next is held
+//! without ever taking its slot), **2.** drive the slots whose wakers fired (only those; the first
+//! item to finish that is next is held out of its slot, if phase 1 holds none), **3.** hand out the
+//! held output or the next one waiting, refilling its slot from the input first, **4.** end, or
+//! sleep once nothing is left to do. Filling comes first, so woken work that spends the call's
+//! budget never keeps the lane below its limit. So a call that returns an output leaves every slot busy (the input
 //! is read ahead while the consumer works), and an output that can go at once never waits in its
 //! slot. Where each capability lives:
 //!

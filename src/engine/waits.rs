@@ -114,7 +114,7 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
             }
         }
         if A::LIMITED && self.admission.gate().on_timer(now) {
-            // The limiter's wait is over: serve the waiting retries, and let phase 3 look at the input.
+            // The limiter's wait is over: serve the waiting retries, and let phase 1 look at the input.
             self.serve_permits();
         }
         self.arm(now);
@@ -207,7 +207,7 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
 
     /// With a rate limit: puts the retries whose back-off is over (by this call's clock reading) in
     /// line for a permit, before a new item may take one. The timer that would do it may not have
-    /// fired yet, or fires only in phase 1 of a later round, after phase 3 has pulled.
+    /// fired yet, or fires only in phase 2, after phase 1 has pulled.
     pub(super) fn line_up_due_retries(&mut self) {
         let Some(earliest) = self.timers.backoffs.earliest() else {
             return;
