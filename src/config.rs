@@ -1,8 +1,10 @@
 //! [`Configure`]: the setters that a [`Lane`](crate::Lane) and a [`Policy`](crate::Policy) share,
 //! written once; and [`Config`], the plain data they set.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::limit::Admit;
 use crate::mode::{AddRetry, AddTimeout, Retries, Retrying};
 use crate::rate::Rate;
 use crate::time::Clock;
@@ -400,6 +402,46 @@ pub trait Configure: Sized {
     #[track_caller]
     fn strict_rate(mut self) -> Self {
         self.config_mut(INTERNAL).set_strict_rate();
+        self
+    }
+
+    /// Shares `limiter`'s budget with every other lane, pool and thread that holds it: an attempt
+    /// starts when the lane has a free slot **and** the limiter grants it (see
+    /// [`limit`](crate::limit) for what a lane does with a limiter). Several limiters may be given,
+    /// one call each (one for the API, one for the host): all must grant, asked in the order given.
+    /// The lane's own [`with_limit`](Configure::with_limit) and [`rate`](Configure::rate) still
+    /// hold for it alone. A policy gives the limiter to every lane made from it, which is what
+    /// shares it.
+    ///
+    /// `limiter` is a [`Limiter`](crate::Limiter), or any other [`Admit`] handle (an `Arc` of one
+    /// works); the lane keeps a clone of the handle.
+    ///
+    /// An item that a limiter refuses for good (see
+    /// [`Admit::can_ever_admit`]) or whose limiter failed (see [`Admit::fails_open`]) fails with an
+    /// [`Error`] saying so, on a lane whose items can fail (with [`timeout`](Configure::timeout) or
+    /// [`retry`](Configure::retry)). A plain lane's items cannot fail: there a limiter that fails
+    /// lets the attempt start, as one that fails open does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use tasklane::{prelude::*, Limiter, Policy};
+    ///
+    /// let api = Limiter::new().concurrency(2);
+    /// let policy = Policy::new(8).limiter(&api); // every lane made from it shares the 2
+    ///
+    /// # futures::executor::block_on(async {
+    /// let a = (0..4).lane_with(&policy).map_async(|x| async move { x });
+    /// let b = (4..8).lane_with(&policy).map_async(|x| async move { x });
+    /// let (a, b): (Vec<i32>, Vec<i32>) = futures::join!(a.collect(), b.collect());
+    /// assert_eq!(a.len() + b.len(), 8);
+    /// # });
+    /// ```
+    fn limiter<L: Admit + Clone + 'static>(mut self, limiter: &L) -> Self {
+        self.config_mut(INTERNAL)
+            .limiters
+            .push(limiter.clone().into_shared());
         self
     }
 
@@ -807,6 +849,8 @@ pub struct Config<P> {
     /// The strict schedule: at most `burst` starts in any window of `burst` periods.
     pub(crate) strict: bool,
     pub(crate) clock: Clock,
+    /// The limiters shared with other lanes, asked in this order for every attempt.
+    pub(crate) limiters: Vec<Arc<dyn Admit>>,
     /// The kind of lane, with what it alone needs (a retrying lane's count, back-off and closures).
     pub(crate) policy: P,
 }
@@ -823,6 +867,7 @@ impl Config<crate::mode::Plain> {
             burst: 1,
             strict: false,
             clock: Clock::default(),
+            limiters: Vec::new(),
             policy: crate::mode::Plain,
         }
     }
@@ -846,6 +891,7 @@ impl<P> Config<P> {
             burst: self.burst,
             strict: self.strict,
             clock: self.clock,
+            limiters: self.limiters,
             policy: f(self.policy),
         }
     }

@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+use crate::engine::Refusal;
+use crate::limit::LimitError;
+
 /// The error of an item whose last attempt failed, in a lane with
 /// [`retry`](crate::Configure::retry) or [`timeout`](crate::Configure::timeout).
 ///
@@ -110,6 +113,10 @@ pub struct Error<E> {
 enum Kind<E> {
     Task(E),
     Timeout,
+    /// A limiter could never admit the item (its cost is above what the limiter can grant).
+    Rejected,
+    /// A limiter failed to answer, and does not fail open.
+    Limit(LimitError),
 }
 
 impl<E> Error<E> {
@@ -124,6 +131,17 @@ impl<E> Error<E> {
     pub(crate) fn timeout(attempts: u32, index: usize) -> Self {
         Error {
             kind: Kind::Timeout,
+            attempts,
+            index,
+        }
+    }
+
+    pub(crate) fn refused(refusal: Refusal, attempts: u32, index: usize) -> Self {
+        Error {
+            kind: match refusal {
+                Refusal::Rejected => Kind::Rejected,
+                Refusal::Failed(error) => Kind::Limit(error),
+            },
             attempts,
             index,
         }
@@ -180,6 +198,79 @@ impl<E> Error<E> {
         matches!(self.kind, Kind::Timeout)
     }
 
+    /// Whether a limiter refused the item for good: it could never admit the item's attempt (see
+    /// [`Admit::can_ever_admit`](crate::limit::Admit::can_ever_admit)). The item made no attempt
+    /// after that (`attempts()` counts the ones before).
+    ///
+    /// ```
+    /// # use tasklane::prelude::*;
+    /// # use std::task::{Context, Poll};
+    /// # use futures::StreamExt;
+    /// use tasklane::limit::{Admit, LimitError, Verdict, Waiter};
+    ///
+    /// /// A limiter whose budget is gone for good.
+    /// #[derive(Debug, Clone)]
+    /// struct Closed;
+    ///
+    /// impl Admit for Closed {
+    ///     fn poll_admit(&self, _: &Waiter, _: u32, _: &mut Context<'_>)
+    ///         -> Poll<Result<Verdict, LimitError>> {
+    ///         Poll::Pending // never asked: see `can_ever_admit`
+    ///     }
+    ///     fn release(&self, _: u32) {}
+    ///     fn cancel(&self, _: &Waiter, _: u32) {}
+    ///     fn leave(&self, _: &Waiter) {}
+    ///     fn can_ever_admit(&self, _cost: u32) -> bool { false }
+    /// }
+    ///
+    /// # futures::executor::block_on(async {
+    /// let mut out = [5u32].lane(1).limiter(&Closed).timeout(std::time::Duration::from_secs(1))
+    ///     .map_async(|x| async move { Ok::<u32, ()>(x) });
+    /// let err = out.next().await.unwrap().unwrap_err();
+    /// assert!(err.is_rejected());
+    /// assert_eq!(err.attempts(), 0);
+    /// # });
+    /// ```
+    pub fn is_rejected(&self) -> bool {
+        matches!(self.kind, Kind::Rejected)
+    }
+
+    /// The error of a limiter that failed to answer for the item (and does not fail open: see
+    /// [`Admit::fails_open`](crate::limit::Admit::fails_open)).
+    ///
+    /// ```
+    /// # use tasklane::prelude::*;
+    /// # use std::task::{Context, Poll};
+    /// # use futures::StreamExt;
+    /// use tasklane::limit::{Admit, LimitError, Verdict, Waiter};
+    ///
+    /// #[derive(Debug, Clone)]
+    /// struct Down;
+    ///
+    /// impl Admit for Down {
+    ///     fn poll_admit(&self, _: &Waiter, _: u32, _: &mut Context<'_>)
+    ///         -> Poll<Result<Verdict, LimitError>> {
+    ///         Poll::Ready(Err(LimitError::new("down")))
+    ///     }
+    ///     fn release(&self, _: u32) {}
+    ///     fn cancel(&self, _: &Waiter, _: u32) {}
+    ///     fn leave(&self, _: &Waiter) {}
+    /// }
+    ///
+    /// # futures::executor::block_on(async {
+    /// let mut out = [1].lane(1).limiter(&Down).timeout(std::time::Duration::from_secs(1))
+    ///     .map_async(|x| async move { Ok::<i32, ()>(x) });
+    /// let err = out.next().await.unwrap().unwrap_err();
+    /// assert_eq!(err.limit_error().map(|e| e.message()), Some("down"));
+    /// # });
+    /// ```
+    pub fn limit_error(&self) -> Option<&LimitError> {
+        match &self.kind {
+            Kind::Limit(error) => Some(error),
+            _ => None,
+        }
+    }
+
     /// The last attempt's own error, unless it timed out.
     ///
     /// ```
@@ -194,7 +285,7 @@ impl<E> Error<E> {
     pub fn inner(&self) -> Option<&E> {
         match &self.kind {
             Kind::Task(e) => Some(e),
-            Kind::Timeout => None,
+            _ => None,
         }
     }
 
@@ -212,7 +303,7 @@ impl<E> Error<E> {
     pub fn into_inner(self) -> Option<E> {
         match self.kind {
             Kind::Task(e) => Some(e),
-            Kind::Timeout => None,
+            _ => None,
         }
     }
 }
@@ -232,6 +323,18 @@ impl<E: fmt::Debug> fmt::Debug for Error<E> {
                 .field("attempts", &self.attempts)
                 .field("index", &self.index)
                 .finish(),
+            Kind::Rejected => f
+                .debug_struct("Error")
+                .field("rejected", &true)
+                .field("attempts", &self.attempts)
+                .field("index", &self.index)
+                .finish(),
+            Kind::Limit(e) => f
+                .debug_struct("Error")
+                .field("limit", e)
+                .field("attempts", &self.attempts)
+                .field("index", &self.index)
+                .finish(),
         }
     }
 }
@@ -241,9 +344,16 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
     /// repeated here. The alternate form `{:#}` adds it, itself in its alternate form (see
     /// [`Error`'s `# Display`](Error#display)).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = match self.kind {
+        let what = match &self.kind {
             Kind::Task(_) => "task failed",
             Kind::Timeout => "task timed out",
+            Kind::Rejected => {
+                return write!(
+                    f,
+                    "task rejected: its cost is more than a limiter can ever grant"
+                )
+            }
+            Kind::Limit(e) => return write!(f, "task not started: {e}"),
         };
         let plural = if self.attempts == 1 { "" } else { "s" };
         write!(f, "{what} after {} attempt{plural}", self.attempts)?;
@@ -258,7 +368,8 @@ impl<E: std::error::Error + 'static> std::error::Error for Error<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
             Kind::Task(e) => Some(e),
-            Kind::Timeout => None,
+            Kind::Limit(e) => Some(e),
+            _ => None,
         }
     }
 }

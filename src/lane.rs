@@ -2,12 +2,16 @@
 
 use std::fmt;
 use std::future::Future;
+use std::hash::Hash;
 
 use futures_core::Stream;
 
 use crate::config::{Config, Configure, Internal};
 use crate::engine::{Engine, Mode, Timers};
-use crate::mode::{Identity, Maker, MapFn, Once, Plain, Runs, Takes, Task, Until};
+use crate::limit::KeyedLimiter;
+use crate::mode::{
+    CostFn, Identity, KeyFn, Maker, MapFn, Once, PerItem, Plain, Runs, Takes, Task, Unit, Until,
+};
 use crate::progress::{Progress, Report, Reporter, Silent};
 use crate::{LaneStream, MapAsync, Run};
 
@@ -136,11 +140,13 @@ use crate::{LaneStream, MapAsync, Run};
 /// # });
 /// ```
 #[must_use = "a lane does nothing until a terminal (`map_async`, `run`) is called and polled"]
-pub struct Lane<St, P = Plain, G = Silent> {
+pub struct Lane<St, P = Plain, G = Silent, C = Unit> {
     stream: St,
     config: Config<P>,
     /// The progress callback ([`Silent`]: none).
     progress: G,
+    /// What each item costs ([`Unit`]: 1; see [`Lane::cost`]).
+    cost: C,
 }
 
 impl<St> Lane<St> {
@@ -157,11 +163,12 @@ impl<St, P> Lane<St, P> {
             stream,
             config,
             progress: Silent,
+            cost: Unit,
         }
     }
 }
 
-impl<St, P, G> Lane<St, P, G> {
+impl<St, P, G, C> Lane<St, P, G, C> {
     /// Calls `f` with a [`Progress`] snapshot once per item outcome (a success or a final failure,
     /// never per attempt), on the consumer's side, just before that outcome is yielded.
     ///
@@ -190,7 +197,7 @@ impl<St, P, G> Lane<St, P, G> {
     /// assert_eq!(seen[3], (4, Some(4), 0)); // the last snapshot: all done, none in flight
     /// # });
     /// ```
-    pub fn on_progress<F>(self, f: F) -> Lane<St, P, Report<F>>
+    pub fn on_progress<F>(self, f: F) -> Lane<St, P, Report<F>, C>
     where
         F: FnMut(&Progress),
     {
@@ -198,6 +205,113 @@ impl<St, P, G> Lane<St, P, G> {
             stream: self.stream,
             config: self.config,
             progress: Report(f),
+            cost: self.cost,
+        }
+    }
+
+    /// Gives each item a cost: its attempts take `cost(&item)` units of every shared limiter's
+    /// concurrency and rate ([`limiter`](Configure::limiter)) instead of 1. The closure is called
+    /// once per item, when the item is pulled. Without a shared limiter the cost has no effect;
+    /// the lane's own [`with_limit`](Configure::with_limit) and [`rate`](Configure::rate) count
+    /// items, not units. A cost of 0 takes nothing.
+    ///
+    /// An item whose cost some limiter could never grant (above its concurrency, or above its
+    /// burst) fails at once with an [`Error`](crate::Error) for which
+    /// [`is_rejected`](crate::Error::is_rejected) is true, instead of waiting forever: so a lane
+    /// with costs needs items that can fail ([`timeout`](Configure::timeout) or
+    /// [`retry`](Configure::retry)); on a plain lane such an item panics (see `# Panics`).
+    /// An item that waits for its units holds up the items behind it on this lane (the line is
+    /// first come, first served), and is counted as in progress.
+    ///
+    /// # Panics
+    ///
+    /// On a plain lane (no `timeout` or `retry`), polling the lane panics when an item's cost is
+    /// more than a limiter could ever grant: such an item has no way to fail.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futures::StreamExt;
+    /// use tasklane::{prelude::*, Limiter};
+    ///
+    /// // 4 units at once: a job of size 3 runs beside one of size 1, never beside another 3.
+    /// let memory = Limiter::new().concurrency(4);
+    /// # futures::executor::block_on(async {
+    /// let out: Vec<_> = [3u32, 1, 3, 5]
+    ///     .lane(4)
+    ///     .limiter(&memory)
+    ///     .timeout(Duration::from_secs(60))
+    ///     .cost(|&size| size)
+    ///     .map_async(|size| async move { Ok::<u32, ()>(size) })
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out.len(), 4);
+    /// assert!(out.iter().any(|o| o.as_ref().is_err_and(|e| e.is_rejected())), "5 never fits in 4");
+    /// # });
+    /// ```
+    pub fn cost<F>(self, cost: F) -> Lane<St, P, G, CostFn<F, C>>
+    where
+        St: Stream,
+        F: FnMut(&St::Item) -> u32,
+    {
+        Lane {
+            stream: self.stream,
+            config: self.config,
+            progress: self.progress,
+            cost: CostFn(cost, self.cost),
+        }
+    }
+
+    /// Gives each item the budget of its key in `limiter`: `key(&item)` picks it (the host of a
+    /// URL, a tenant), and each key has its own concurrency and rate ([`KeyedLimiter`]). An attempt
+    /// starts when the lane has a free slot and every limiter grants it: the lane's shared
+    /// limiters ([`limiter`](Configure::limiter)), then the keyed ones, in the order given. The
+    /// closure is called once per item, when the item is pulled. Several keyed limiters may apply
+    /// (one call each).
+    ///
+    /// An item whose key has no room waits for it without holding up the items of other keys: an
+    /// unordered lane reads ahead, pulling up to its own limit, and starts what can start (the
+    /// waiting items count as in progress). An ordered lane starts its items in input order (each
+    /// output waits for the ones before it anyway).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use tasklane::{prelude::*, Limiter};
+    ///
+    /// let per_user = Limiter::keyed::<u32>().concurrency(1);
+    /// # futures::executor::block_on(async {
+    /// let jobs = [(1, "a"), (2, "b"), (1, "c")];
+    /// let out: Vec<&str> = jobs
+    ///     .lane(3)
+    ///     .limiter_by(&per_user, |&(user, _)| user)
+    ///     .map_async(|(_, job)| async move { job })
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out.len(), 3);
+    /// # });
+    /// ```
+    pub fn limiter_by<K, F>(
+        self,
+        limiter: &KeyedLimiter<K>,
+        key: F,
+    ) -> Lane<St, P, G, KeyFn<K, F, C>>
+    where
+        St: Stream,
+        K: Hash + Eq + Clone + Send + 'static,
+        F: FnMut(&St::Item) -> K,
+    {
+        Lane {
+            stream: self.stream,
+            config: self.config,
+            progress: self.progress,
+            cost: KeyFn {
+                limiter: limiter.clone(),
+                key,
+                inner: self.cost,
+            },
         }
     }
 
@@ -234,16 +348,29 @@ impl<St, P, G> Lane<St, P, G> {
     /// assert_eq!(pages[2], Err("no page 3".to_string()));
     /// # });
     /// ```
-    pub fn map_async<F, Fut>(self, f: F) -> MapAsync<St, F, P, G>
+    pub fn map_async<F, Fut>(self, f: F) -> MapAsync<St, F, P, G, C>
     where
         St: Stream,
         F: FnMut(St::Item) -> Fut,
         Fut: Future,
         P: Takes<St::Item> + Runs<Fut::Output>,
         G: Reporter,
+        C: PerItem<St::Item>,
     {
-        let (stream, engine) = self.map_mode(MapFn::new::<P>(f));
+        let (lane, cost) = self.take_cost();
+        let (stream, engine) = lane.map_mode(MapFn::new::<P>(f, cost));
         LaneStream::new(stream, engine)
+    }
+
+    /// The lane without its per-item costs and keys, and those (which go into the attempt maker).
+    fn take_cost(self) -> (Lane<St, P, G>, C) {
+        let lane = Lane {
+            stream: self.stream,
+            config: self.config,
+            progress: self.progress,
+            cost: Unit,
+        };
+        (lane, self.cost)
     }
 
     /// Builds the engine for this lane's configuration, with `maker` making each attempt.
@@ -264,6 +391,7 @@ impl<St, P, G> Lane<St, P, G> {
             config.window,
             timers,
             rate,
+            config.limiters,
         );
         (self.stream, engine)
     }
@@ -292,14 +420,16 @@ impl<St, P, G> Lane<St, P, G> {
     /// let jobs = (1..=3).map(|x| async move { Ok::<i32, ()>(x) });
     /// let _ = jobs.lane(2).retry(3).run(); // a future cannot be retried
     /// ```
-    pub fn run(self) -> Run<St, P, G>
+    pub fn run(self) -> Run<St, P, G, C>
     where
         St: Stream,
         St::Item: Future,
         P: Once + Runs<<St::Item as Future>::Output>,
         G: Reporter,
+        C: PerItem<St::Item>,
     {
-        let (stream, engine) = self.map_mode(Identity::new());
+        let (lane, cost) = self.take_cost();
+        let (stream, engine) = lane.map_mode(Identity::new(cost));
         LaneStream::new(stream, engine)
     }
 
@@ -320,9 +450,9 @@ impl<St, P, G> Lane<St, P, G> {
     }
 }
 
-impl<St, P, G> Configure for Lane<St, P, G> {
+impl<St, P, G, C> Configure for Lane<St, P, G, C> {
     type Kind = P;
-    type WithKind<Q> = Lane<St, Q, G>;
+    type WithKind<Q> = Lane<St, Q, G, C>;
 
     fn config(&self, _: Internal) -> &Config<P> {
         &self.config
@@ -332,21 +462,23 @@ impl<St, P, G> Configure for Lane<St, P, G> {
         &mut self.config
     }
 
-    fn map_kind<Q>(self, f: impl FnOnce(P) -> Q, _: Internal) -> Lane<St, Q, G> {
+    fn map_kind<Q>(self, f: impl FnOnce(P) -> Q, _: Internal) -> Lane<St, Q, G, C> {
         Lane {
             stream: self.stream,
             config: self.config.map_policy(f),
             progress: self.progress,
+            cost: self.cost,
         }
     }
 }
 
-impl<St: fmt::Debug, P: fmt::Debug, G: fmt::Debug> fmt::Debug for Lane<St, P, G> {
+impl<St: fmt::Debug, P: fmt::Debug, G: fmt::Debug, C: fmt::Debug> fmt::Debug for Lane<St, P, G, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lane")
             .field("stream", &self.stream)
             .field("config", &self.config)
             .field("progress", &self.progress)
+            .field("cost", &self.cost)
             .finish()
     }
 }

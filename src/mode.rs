@@ -27,11 +27,14 @@
 
 use std::fmt;
 use std::future::Future;
+use std::hash::Hash;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Internal;
 use crate::engine::{self, Outcome, Settle};
+use crate::limit::{Admit, KeyedLimiter};
 use crate::progress::{Progress, Reporter, Silent};
 use crate::{Backoff, Error};
 
@@ -601,6 +604,23 @@ mod sealed {
         fn stops(&self, _output: &<Self::Fut as std::future::Future>::Output) -> bool {
             false
         }
+        /// Whether items have a cost of their own (see [`Again::cost`]). When `false`, every item
+        /// costs 1 and the engine never asks.
+        const COSTED: bool = false;
+        /// The units of every shared limiter that `item`'s attempts take (`Lane::cost`).
+        fn cost(&mut self, _item: &Self::Item) -> u32 {
+            1
+        }
+        /// Whether items pick keyed budgets (see [`Again::keys`]). When `false`, the engine never
+        /// asks.
+        const KEYED: bool = false;
+        /// Pushes the budgets of `item`'s keys on `out` (`Lane::limiter_by`).
+        fn keys(
+            &mut self,
+            _item: &Self::Item,
+            _out: &mut Vec<std::sync::Arc<dyn crate::limit::Admit>>,
+        ) {
+        }
     }
 
     /// What a kind of lane does with the attempts of an item, whose futures output `O`.
@@ -706,39 +726,43 @@ pub trait Maker {
 /// let stream = [1].lane(1).map_async(|x| async move { x });
 /// let _: &tasklane::LaneStream<_, tasklane::mode::Task<tasklane::mode::MapFn<_, i32>, _>> = &stream;
 /// ```
-pub struct MapFn<F, T> {
+pub struct MapFn<F, T, C = Unit> {
     f: F,
     /// Clones an item for another attempt (a function that panics if the lane never retries).
     again: fn(&T) -> T,
+    /// What each item costs ([`Lane::cost`](crate::Lane::cost)).
+    cost: C,
 }
 
-impl<F, T> fmt::Debug for MapFn<F, T> {
+impl<F, T, C> fmt::Debug for MapFn<F, T, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("MapFn")
     }
 }
 
-impl<Fut> fmt::Debug for Identity<Fut> {
+impl<Fut, C> fmt::Debug for Identity<Fut, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Identity")
     }
 }
 
-impl<F, T> MapFn<F, T> {
+impl<F, T, C> MapFn<F, T, C> {
     /// The maker of a lane of kind `P`: it clones items for another attempt the way `P` says
     /// (which `P: Takes<T>` guarantees it can).
-    pub(crate) fn new<P: Takes<T>>(f: F) -> Self {
+    pub(crate) fn new<P: Takes<T>>(f: F, cost: C) -> Self {
         MapFn {
             f,
             again: <P as sealed::Clones<T>>::AGAIN,
+            cost,
         }
     }
 }
 
-impl<F, T, Fut> Maker for MapFn<F, T>
+impl<F, T, C, Fut> Maker for MapFn<F, T, C>
 where
     F: FnMut(T) -> Fut,
     Fut: Future,
+    C: PerItem<T>,
 {
     type Item = T;
     type Fut = Fut;
@@ -749,14 +773,28 @@ where
     }
 }
 
-impl<F, T, Fut> sealed::Again for MapFn<F, T>
+impl<F, T, C, Fut> sealed::Again for MapFn<F, T, C>
 where
     F: FnMut(T) -> Fut,
     Fut: Future,
+    C: PerItem<T>,
 {
+    const COSTED: bool = C::COSTED;
+    const KEYED: bool = C::KEYED;
+
     #[inline]
     fn again(&self, item: &T) -> T {
         (self.again)(item)
+    }
+
+    #[inline]
+    fn cost(&mut self, item: &T) -> u32 {
+        self.cost.cost(item)
+    }
+
+    #[inline]
+    fn keys(&mut self, item: &T, out: &mut Vec<Arc<dyn Admit>>) {
+        self.cost.keys(item, out);
     }
 }
 
@@ -767,17 +805,22 @@ where
 /// let stream = [async { 1 }].lane(1).run();
 /// let _: &tasklane::LaneStream<_, tasklane::mode::Task<tasklane::mode::Identity<_>, _>> = &stream;
 /// ```
-pub struct Identity<Fut> {
+pub struct Identity<Fut, C = Unit> {
     _fut: PhantomData<fn(Fut) -> Fut>,
+    /// What each item costs ([`Lane::cost`](crate::Lane::cost)).
+    cost: C,
 }
 
-impl<Fut> Identity<Fut> {
-    pub(crate) fn new() -> Self {
-        Identity { _fut: PhantomData }
+impl<Fut, C> Identity<Fut, C> {
+    pub(crate) fn new(cost: C) -> Self {
+        Identity {
+            _fut: PhantomData,
+            cost,
+        }
     }
 }
 
-impl<Fut: Future> Maker for Identity<Fut> {
+impl<Fut: Future, C: PerItem<Fut>> Maker for Identity<Fut, C> {
     type Item = Fut;
     type Fut = Fut;
 
@@ -787,9 +830,154 @@ impl<Fut: Future> Maker for Identity<Fut> {
     }
 }
 
-impl<Fut: Future> sealed::Again for Identity<Fut> {
+impl<Fut: Future, C: PerItem<Fut>> sealed::Again for Identity<Fut, C> {
+    const COSTED: bool = C::COSTED;
+    const KEYED: bool = C::KEYED;
+
     fn again(&self, _: &Fut) -> Fut {
         unreachable!("tasklane: `run` never retries")
+    }
+
+    #[inline]
+    fn cost(&mut self, item: &Fut) -> u32 {
+        self.cost.cost(item)
+    }
+
+    #[inline]
+    fn keys(&mut self, item: &Fut, out: &mut Vec<Arc<dyn Admit>>) {
+        self.cost.keys(item, out);
+    }
+}
+
+/// What an item takes of the shared limiters: its cost (the units of every shared limiter,
+/// [`limiter`](crate::Configure::limiter), that each of its attempts takes), and the budgets of
+/// its keys in the keyed limiters ([`Lane::limiter_by`](crate::Lane::limiter_by)). [`Unit`] (1 per
+/// item, no keys) unless [`Lane::cost`](crate::Lane::cost) adds a [`CostFn`] or `limiter_by` a
+/// [`KeyFn`]; each wraps what was set before.
+///
+/// ```
+/// use tasklane::mode::{CostFn, KeyFn, PerItem, Unit};
+/// fn per_item<C: PerItem<String>>() {}
+/// per_item::<Unit>();
+/// per_item::<CostFn<fn(&String) -> u32>>();
+/// per_item::<KeyFn<String, fn(&String) -> String, CostFn<fn(&String) -> u32>>>();
+/// ```
+pub trait PerItem<T>: sealed::Sealed {
+    /// Whether items have costs of their own (`false`: 1 each, and nothing is asked).
+    #[doc(hidden)]
+    const COSTED: bool;
+    /// Whether items pick keyed budgets (`false`: none, and nothing is asked).
+    #[doc(hidden)]
+    const KEYED: bool;
+    /// The cost of `item` (callable only by the crate).
+    #[doc(hidden)]
+    fn cost(&mut self, item: &T) -> u32;
+    /// Pushes the budgets of `item`'s keys on `out` (callable only by the crate).
+    #[doc(hidden)]
+    fn keys(&mut self, item: &T, out: &mut Vec<Arc<dyn Admit>>);
+}
+
+/// Every item costs 1 and picks no key: the default.
+///
+/// ```
+/// use tasklane::prelude::*;
+/// let _: tasklane::Lane<_, tasklane::mode::Plain, tasklane::progress::Silent, tasklane::mode::Unit> =
+///     [1].lane(1);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unit;
+
+impl sealed::Sealed for Unit {}
+
+impl<T> PerItem<T> for Unit {
+    const COSTED: bool = false;
+    const KEYED: bool = false;
+
+    #[inline]
+    fn cost(&mut self, _: &T) -> u32 {
+        1
+    }
+
+    #[inline]
+    fn keys(&mut self, _: &T, _: &mut Vec<Arc<dyn Admit>>) {}
+}
+
+/// The cost closure given to [`Lane::cost`](crate::Lane::cost), over what was set before (`C`).
+///
+/// ```
+/// use tasklane::prelude::*;
+/// let lane = ["a", "bb"].lane(2).cost(|s: &&str| s.len() as u32);
+/// let _: &tasklane::Lane<_, _, _, tasklane::mode::CostFn<_>> = &lane;
+/// ```
+#[derive(Clone, Copy)]
+pub struct CostFn<F, C = Unit>(pub(crate) F, pub(crate) C);
+
+impl<F, C> fmt::Debug for CostFn<F, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CostFn")
+    }
+}
+
+impl<F, C> sealed::Sealed for CostFn<F, C> {}
+
+impl<T, F: FnMut(&T) -> u32, C: PerItem<T>> PerItem<T> for CostFn<F, C> {
+    const COSTED: bool = true;
+    const KEYED: bool = C::KEYED;
+
+    #[inline]
+    fn cost(&mut self, item: &T) -> u32 {
+        (self.0)(item)
+    }
+
+    #[inline]
+    fn keys(&mut self, item: &T, out: &mut Vec<Arc<dyn Admit>>) {
+        self.1.keys(item, out);
+    }
+}
+
+/// A keyed limiter and the key closure given to [`Lane::limiter_by`](crate::Lane::limiter_by),
+/// over what was set before (`C`).
+///
+/// ```
+/// use tasklane::{prelude::*, Limiter};
+/// let per_host = Limiter::keyed::<String>().concurrency(2);
+/// let lane = ["a/1", "b/1"].lane(2).limiter_by(&per_host, |url: &&str| url[..1].to_owned());
+/// let _: &tasklane::Lane<_, _, _, tasklane::mode::KeyFn<String, _>> = &lane;
+/// ```
+pub struct KeyFn<K, F, C = Unit> {
+    pub(crate) limiter: KeyedLimiter<K>,
+    pub(crate) key: F,
+    pub(crate) inner: C,
+}
+
+impl<K, F, C> fmt::Debug for KeyFn<K, F, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyFn")
+            .field("limiter", &self.limiter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, F, C> sealed::Sealed for KeyFn<K, F, C> {}
+
+impl<T, K, F, C> PerItem<T> for KeyFn<K, F, C>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    F: FnMut(&T) -> K,
+    C: PerItem<T>,
+{
+    const COSTED: bool = C::COSTED;
+    const KEYED: bool = true;
+
+    #[inline]
+    fn cost(&mut self, item: &T) -> u32 {
+        self.inner.cost(item)
+    }
+
+    #[inline]
+    fn keys(&mut self, item: &T, out: &mut Vec<Arc<dyn Admit>>) {
+        self.inner.keys(item, out);
+        out.push(self.limiter.entry((self.key)(item)));
     }
 }
 
@@ -947,10 +1135,22 @@ where
     type Meta = <P as sealed::Steps<AttemptOf<Mk>>>::Meta<Mk::Item>;
     const TIMED: bool = <P as sealed::Steps<AttemptOf<Mk>>>::TIMED;
     const STOPS: bool = <Mk as sealed::Again>::STOPS;
+    const COSTED: bool = <Mk as sealed::Again>::COSTED;
+    const KEYED: bool = <Mk as sealed::Again>::KEYED;
 
     #[inline]
     fn stops(&self, output: &AttemptOf<Mk>) -> bool {
         sealed::Again::stops(&self.maker, output)
+    }
+
+    #[inline]
+    fn cost(&mut self, item: &Mk::Item) -> u32 {
+        sealed::Again::cost(&mut self.maker, item)
+    }
+
+    #[inline]
+    fn keys(&mut self, item: &Mk::Item, out: &mut Vec<Arc<dyn Admit>>) {
+        sealed::Again::keys(&mut self.maker, item, out);
     }
 
     #[inline]
@@ -1005,6 +1205,7 @@ impl<O> sealed::Steps<O> for Plain {
         match outcome {
             Outcome::Finished(output) => Settle::Done(output),
             Outcome::TimedOut => unreachable!("tasklane: a plain lane has no timeout"),
+            Outcome::Refused(_) => unreachable!("tasklane: a plain lane's items are never refused"),
         }
     }
 
@@ -1048,6 +1249,7 @@ impl<E0, U, E> sealed::Steps<Result<U, E>> for Timed<E0> {
             Outcome::Finished(Ok(value)) => Ok(value),
             Outcome::Finished(Err(e)) => Err(Error::task(e, attempts, index)),
             Outcome::TimedOut => Err(Error::timeout(attempts, index)),
+            Outcome::Refused(refusal) => Err(Error::refused(refusal, attempts, index)),
         })
     }
 
@@ -1091,6 +1293,10 @@ impl<E0, R, H, U, E> sealed::Steps<Result<U, E>> for Retrying<E0, R, H> {
             Outcome::Finished(Ok(value)) => return Settle::Done(Ok(value)),
             Outcome::Finished(Err(e)) => Error::task(e, attempts, index),
             Outcome::TimedOut => Error::timeout(attempts, index),
+            // A refusal is final: the limiter said no, not the task.
+            Outcome::Refused(refusal) => {
+                return Settle::Done(Err(Error::refused(refusal, attempts, index)))
+            }
         };
         // NOTE: `attempts == u32::MAX` ends `retry(u32::MAX)`, whose `retries + 1` attempts a `u32`
         // count cannot hold: it makes `u32::MAX` attempts (documented on `retry`).
@@ -1131,7 +1337,7 @@ mod tests {
 
     fn retrying(retries: u32) -> Retried {
         Task::new(
-            MapFn::new::<Retrying<()>>(|_| std::future::ready(Err(()))),
+            MapFn::new::<Retrying<()>>(|_| std::future::ready(Err(())), Unit),
             Retrying::new(retries),
             Silent,
         )

@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 #[cfg(feature = "test-util")]
-pub use manual::ManualClock;
+pub use manual::{ManualClock, SleepFor};
 
 /// Where a lane reads the time.
 #[derive(Clone, Debug)]
@@ -223,6 +223,28 @@ mod manual {
             }
         }
 
+        /// A future that is ready once the clock has moved `duration` past now (at once for
+        /// zero): the manual clock's `sleep`, for the futures of a test.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use futures::FutureExt;
+        ///
+        /// let clock = tasklane::time::ManualClock::new();
+        /// let mut sleep = clock.sleep_for(Duration::from_millis(10));
+        /// assert!((&mut sleep).now_or_never().is_none());
+        /// clock.advance(Duration::from_millis(10));
+        /// assert!(sleep.now_or_never().is_some());
+        /// ```
+        pub fn sleep_for(&self, duration: Duration) -> SleepFor {
+            let mut sleep = self.sleep();
+            sleep.reset(
+                self.now_nanos()
+                    .saturating_add(crate::backoff::nanos(duration)),
+            );
+            SleepFor(sleep)
+        }
+
         pub(crate) fn now_nanos(&self) -> u64 {
             self.inner.lock().unwrap_or_else(|e| e.into_inner()).now
         }
@@ -235,6 +257,19 @@ mod manual {
                 id: inner.next_id,
                 deadline: None,
             }
+        }
+    }
+
+    /// The future of [`ManualClock::sleep_for`]: ready once the clock reaches its deadline.
+    #[derive(Debug)]
+    #[must_use = "a sleep does nothing unless awaited"]
+    pub struct SleepFor(ManualSleep);
+
+    impl std::future::Future for SleepFor {
+        type Output = ();
+
+        fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            self.0.poll(cx)
         }
     }
 

@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::future::Either;
+use futures::future::{Either, FutureExt};
 use futures::stream::{self, Stream, StreamExt};
 use futures_test::stream::{InterleavePending, StreamTestExt};
 use tasklane::prelude::*;
@@ -693,5 +693,141 @@ fn a_rate_that_never_waits_allocates_nothing_per_item() {
         };
         let (small, large) = (run(SMALL), run(LARGE));
         assert!(large <= small, "limit {limit}: {large} vs {small}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared limiters
+// ---------------------------------------------------------------------------------------------
+
+/// A shared `Limiter` costs no allocation per item: with a concurrency below the lane's limit (so
+/// the lane waits in its line and is woken by releases), with a shared rate on the manual clock (so
+/// it waits for the schedule too), and with two lanes taking turns on one limiter; ready and
+/// yield-once futures, both orders.
+#[test]
+#[cfg_attr(miri, ignore = "drives 240,000 items per case")]
+fn a_shared_limiter_allocates_nothing_per_item() {
+    for ordered in [false, true] {
+        for work in [Work::Ready, Work::YieldOnce] {
+            for limit in [1usize, 16, 256] {
+                let run = |n: u64| {
+                    let limiter = tasklane::Limiter::new().concurrency(limit.div_ceil(2));
+                    let (allocations, (count, sum)) = count_allocations(|| {
+                        let lane = maybe_ordered(numbers(n, Input::Ready).lane(limit), ordered)
+                            .limiter(&limiter);
+                        match work {
+                            Work::Ready => drain(lane.map_async(|x| async move { x })),
+                            Work::YieldOnce => drain(lane.map_async(yield_once)),
+                        }
+                    });
+                    assert_eq!((count, sum), (n, n * (n - 1) / 2));
+                    assert_eq!(limiter.in_flight(), 0);
+                    allocations
+                };
+                let (small, large) = (run(SMALL), run(LARGE));
+                assert!(
+                    large <= small,
+                    "concurrency, limit {limit}, ordered {ordered}, {work:?}: {large} allocations \
+                     for {LARGE} items but {small} for {SMALL}"
+                );
+
+                let run = |n: u64| {
+                    let clock = ManualClock::new();
+                    let limiter = tasklane::Limiter::new()
+                        .rate(1000.0)
+                        .burst(8)
+                        .with_clock(&clock);
+                    let (allocations, (count, sum)) = count_allocations(|| {
+                        let lane = maybe_ordered(numbers(n, Input::Ready).lane(limit), ordered)
+                            .with_clock(&clock)
+                            .limiter(&limiter)
+                            .timeout(Duration::from_secs(3600));
+                        let stream = match work {
+                            Work::Ready => {
+                                Either::Left(lane.map_async(|x| async move { Ok::<_, ()>(x) }))
+                            }
+                            Work::YieldOnce => {
+                                Either::Right(lane.map_async(|x| yield_once(x).map(Ok::<_, ()>)))
+                            }
+                        };
+                        drain_results(stream, Some((&clock, Duration::from_micros(500))))
+                    });
+                    assert_eq!((count, sum), (n, n * (n - 1) / 2));
+                    allocations
+                };
+                let (small, large) = (run(SMALL), run(LARGE));
+                assert!(
+                    large <= small,
+                    "rate, limit {limit}, ordered {ordered}, {work:?}: {large} allocations for \
+                     {LARGE} items but {small} for {SMALL}"
+                );
+            }
+        }
+    }
+}
+
+/// Two lanes taking turns on one shared limiter, polled in alternation: no allocation per item.
+#[test]
+#[cfg_attr(miri, ignore = "drives 240,000 items")]
+fn two_lanes_taking_turns_on_one_limiter_allocate_nothing_per_item() {
+    let run = |n: u64| {
+        let limiter = tasklane::Limiter::new().concurrency(4);
+        let (allocations, (count, sum)) = count_allocations(|| {
+            let a = numbers(n, Input::Ready)
+                .lane(4)
+                .limiter(&limiter)
+                .map_async(yield_once);
+            let b = numbers(n, Input::Ready)
+                .lane(4)
+                .limiter(&limiter)
+                .map_async(yield_once);
+            drain(stream::select(a, b))
+        });
+        assert_eq!((count, sum), (2 * n, n * (n - 1)));
+        allocations
+    };
+    let (small, large) = (run(SMALL), run(LARGE));
+    assert!(
+        large <= small,
+        "{large} allocations for {LARGE} items but {small} for {SMALL}"
+    );
+}
+
+/// A keyed limiter costs no allocation per item once every key has been seen once: 64 keys
+/// cycled, `concurrency(1)` each (so items wait for their key and the lane reads ahead past
+/// them), ready and yield-once futures, both orders.
+#[test]
+#[cfg_attr(miri, ignore = "drives 240,000 items per case")]
+fn a_keyed_limiter_allocates_nothing_per_item_once_its_keys_are_known() {
+    for ordered in [false, true] {
+        for work in [Work::Ready, Work::YieldOnce] {
+            let run = |n: u64| {
+                let per_key = tasklane::Limiter::keyed::<u64>()
+                    .concurrency(1)
+                    .idle(Duration::from_secs(3600));
+                // Every key once, before counting: the table's entries are the fixed cost.
+                let warm = maybe_ordered(numbers(64, Input::Ready).lane(16), ordered)
+                    .limiter_by(&per_key, |&x| x % 64)
+                    .map_async(|x| async move { x });
+                assert_eq!(drain(warm).0, 64);
+                let (allocations, (count, sum)) = count_allocations(|| {
+                    let lane = maybe_ordered(numbers(n, Input::Ready).lane(16), ordered)
+                        .limiter_by(&per_key, |&x| x % 64);
+                    match work {
+                        Work::Ready => drain(lane.map_async(|x| async move { x })),
+                        Work::YieldOnce => drain(lane.map_async(yield_once)),
+                    }
+                });
+                assert_eq!((count, sum), (n, n * (n - 1) / 2));
+                assert_eq!(per_key.len(), 64);
+                allocations
+            };
+            let (small, large) = (run(SMALL), run(LARGE));
+            assert!(
+                large <= small,
+                "keyed, ordered {ordered}, {work:?}: {large} allocations for {LARGE} items but \
+                 {small} for {SMALL}"
+            );
+        }
     }
 }

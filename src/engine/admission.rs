@@ -19,7 +19,11 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::Arc;
+use std::task::Waker;
 
+use super::Refusal;
+use crate::limit::{Admit, Waiter};
 use crate::rate::{Limiter, Rate};
 
 /// A denied start may go at this time (nanoseconds on the lane's clock).
@@ -54,21 +58,50 @@ impl Admission for Unlimited {
     }
 }
 
-/// A rate-limited lane's admission. See the module docs.
+/// A limited lane's admission: its own rate, the shared limiters, or both. See the module docs.
 ///
 /// Invariants (between calls): `permits` holds exactly the slots that are `AwaitingPermit`; `due`
-/// is `Some` exactly while a start was denied and the lane's timer is armed for at most that time.
+/// is `Some` exactly while a start was denied and the lane's timer is armed for at most that time;
+/// `held[i]` is non-zero exactly while slot `i`'s attempt holds a grant of every shared limiter
+/// (the cost it was granted); `granted` is `Some` only inside a `poll_next` call, between a grant
+/// and the start it is for.
 #[derive(Debug)]
 pub(crate) struct Gate {
-    limiter: Limiter,
+    /// The lane's own rate limit, if it has one.
+    pub(super) limiter: Option<Limiter>,
+    /// The limiters shared with other lanes ([`Configure::limiter`](crate::Configure::limiter)).
+    pub(super) shared: Vec<Arc<dyn Admit>>,
+    /// Whether items pick keyed budgets besides (`Lane::limiter_by`).
+    pub(super) keyed: bool,
+    /// Per slot: the keyed budgets of its item (kept until the slot takes another item).
+    pub(super) slot_keys: Vec<Vec<Arc<dyn Admit>>>,
+    /// The last denial in this call came from a keyed budget.
+    pub(super) by_key: bool,
+    /// A keyed budget denied an item in this call (the lane waits in its line).
+    pub(super) keyed_wait: bool,
+    /// This lane's place in the shared limiters' lines.
+    pub(super) waiter: Waiter,
+    /// Per slot: the cost its running attempt was granted by every shared limiter (0: none).
+    pub(super) held: Vec<u32>,
+    /// Per slot: its item's cost, which every attempt asks for (`Lane::cost`; 1 without).
+    pub(super) costs: Vec<u32>,
+    /// Why the last `Shared::Refused` refused (taken by the engine at once).
+    pub(super) refusal: Option<Refusal>,
+    /// Grants taken from every shared limiter by `ask_shared`, for the start that `admit` makes
+    /// next in the same step: their cost.
+    pub(super) granted: Option<u32>,
+    /// The limiters (shared, or keyed budgets) that may have this lane in their line, each once.
+    pub(super) queued_on: Vec<Arc<dyn Admit>>,
+    /// The waker of the task polling the lane, for the shared limiters to wake.
+    pub(super) waker: Option<Waker>,
     /// Slots whose next attempt waits for a permit, oldest first.
     pub(crate) permits: VecDeque<usize>,
     /// When the denied start may go.
     pub(crate) due: Option<u64>,
     /// The clock reading taken in this `poll_next` call (`None`: none yet).
-    round_now: Option<u64>,
+    pub(super) round_now: Option<u64>,
     /// A start was denied in this `poll_next` call.
-    denied: bool,
+    pub(super) denied: bool,
     /// The timer let a denied start go, after phase 1 looked at the input: the engine goes back to
     /// phase 1 before sleeping.
     pub(crate) woke: bool,
@@ -89,9 +122,22 @@ impl Admission for Gate {
 }
 
 impl Gate {
-    pub(crate) fn new(rate: Rate) -> Self {
+    pub(crate) fn new(rate: Option<Rate>, shared: Vec<Arc<dyn Admit>>, keyed: bool) -> Self {
+        debug_assert!(rate.is_some() || !shared.is_empty() || keyed);
         Gate {
-            limiter: Limiter::new(rate),
+            limiter: rate.map(Limiter::new),
+            shared,
+            keyed,
+            slot_keys: Vec::new(),
+            by_key: false,
+            keyed_wait: false,
+            waiter: Waiter::new(),
+            held: Vec::new(),
+            costs: Vec::new(),
+            granted: None,
+            refusal: None,
+            queued_on: Vec::new(),
+            waker: None,
             permits: VecDeque::new(),
             due: None,
             round_now: None,
@@ -100,49 +146,135 @@ impl Gate {
         }
     }
 
-    /// A `poll_next` call begins: no reading, no denial yet.
+    /// A `poll_next` call begins: no reading, no denial yet; `waker` is the task's.
     #[inline]
-    pub(crate) fn begin_round(&mut self) {
+    pub(crate) fn begin_round(&mut self, waker: &Waker) {
         self.round_now = None;
         self.denied = false;
+        self.keyed_wait = false;
+        if self.has_shared() && !self.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            self.waker = Some(waker.clone());
+        }
     }
 
-    /// The verdict for a start by what this call already knows: `Some(true)` when its reading
-    /// allows it, `Some(false)` when a start was denied in it, `None` when a fresh reading is needed
-    /// (then ask [`Gate::check`]).
+    /// A slot was made.
+    pub(crate) fn grow(&mut self, slots: usize) {
+        if self.has_shared() {
+            self.held.resize(slots, 0);
+            self.costs.resize(slots, 1);
+        }
+        if self.keyed {
+            self.slot_keys.resize_with(slots, Vec::new);
+        }
+    }
+
+    /// Whether the lane has limiters shared with others, or keyed budgets.
+    #[inline]
+    pub(crate) fn has_shared(&self) -> bool {
+        !self.shared.is_empty() || self.keyed
+    }
+
+    /// Whether the last denial in this call came from a keyed budget.
+    #[inline]
+    pub(crate) fn denied_by_key(&self) -> bool {
+        self.by_key
+    }
+
+    /// The verdict for a start by what this call already knows: `Some(true)` when it holds the
+    /// grants or its reading allows it, `Some(false)` when a start was denied in it, `None` when a
+    /// fresh reading is needed (then ask [`Gate::check`]).
     #[inline]
     pub(crate) fn known(&self) -> Option<bool> {
-        let due = self.limiter.next_allowed();
-        if self.round_now.is_some_and(|now| due <= now) {
-            return Some(true);
-        }
         if self.denied {
             return Some(false);
         }
-        None
+        match &self.limiter {
+            Some(limiter) => {
+                let due = limiter.next_allowed();
+                self.round_now.is_some_and(|now| due <= now).then_some(true)
+            }
+            None => Some(true),
+        }
     }
 
-    /// Whether a start is allowed at `now` (a fresh reading, which the rest of the call reuses).
-    /// A denial says when the start may go; the engine arms its timer for that time.
+    /// Whether the lane's own rate allows a start at `now` (a fresh reading, which the rest of the
+    /// call reuses). A denial says when the start may go; the engine arms its timer for that time.
     pub(crate) fn check(&mut self, now: u64) -> Result<(), NotUntil> {
         self.round_now = Some(now);
-        let due = self.limiter.next_allowed();
+        let Some(limiter) = &mut self.limiter else {
+            return Ok(());
+        };
+        let due = limiter.next_allowed();
         if due <= now {
             return Ok(());
         }
         self.denied = true;
-        self.limiter.wait();
+        limiter.wait();
         Err(NotUntil(due))
     }
 
-    /// A start that [`Gate::known`] or [`Gate::check`] allowed happens: it takes its permit.
+    /// The cost of the item in slot `index`.
     #[inline]
-    pub(crate) fn admit(&mut self) {
-        let now = self
-            .round_now
-            .expect("tasklane: a permit comes with a clock reading");
-        self.limiter.start(now);
+    pub(crate) fn cost_of(&self, index: usize) -> u32 {
+        self.costs.get(index).copied().unwrap_or(1)
+    }
+
+    /// A start that [`Gate::known`], [`Gate::check`] and [`Gate::ask_shared`] allowed happens in
+    /// slot `index`, for an item of `cost`: it takes the lane's own permit, and the shared grants
+    /// are held by the slot.
+    ///
+    /// Returns the key vector the slot held for its previous item, for reuse.
+    #[inline]
+    pub(crate) fn admit(
+        &mut self,
+        index: usize,
+        cost: u32,
+        keys: Vec<Arc<dyn Admit>>,
+    ) -> Vec<Arc<dyn Admit>> {
+        self.admit_unkeyed(index, cost);
+        std::mem::replace(&mut self.slot_keys[index], keys)
+    }
+
+    /// [`Gate::admit`] on a lane without keyed budgets.
+    #[inline]
+    pub(crate) fn admit_unkeyed(&mut self, index: usize, cost: u32) {
+        self.readmit(index);
+        if let Some(kept) = self.costs.get_mut(index) {
+            *kept = cost; // only a lane with shared limiters keeps costs
+        }
+    }
+
+    /// [`Gate::admit`] for the next attempt of the item in slot `index` (its cost and keys kept).
+    #[inline]
+    pub(crate) fn readmit(&mut self, index: usize) {
+        if let Some(limiter) = &mut self.limiter {
+            let now = self
+                .round_now
+                .expect("tasklane: a permit comes with a clock reading");
+            limiter.start(now);
+        }
+        if let Some(granted) = self.granted.take() {
+            self.held[index] = granted;
+        }
         self.due = None;
+    }
+
+    /// The attempt in slot `index` ended (finished, failed, timed out): its shared grants come back.
+    #[inline]
+    pub(crate) fn ended(&mut self, index: usize) {
+        if let Some(held) = self.held.get_mut(index) {
+            let cost = std::mem::take(held);
+            if cost > 0 {
+                for limit in &self.shared {
+                    limit.release(cost);
+                }
+                if let Some(keys) = self.slot_keys.get(index) {
+                    for limit in keys {
+                        limit.release(cost);
+                    }
+                }
+            }
+        }
     }
 
     /// This call's reading, if it took one.
@@ -171,18 +303,39 @@ impl Gate {
         true
     }
 
-    /// On the way to sleeping: unless a start was denied in this call, nothing waits for the
-    /// limiter (the input has nothing, or the slots are busy), so the next start restarts the
-    /// schedule from the present.
+    /// On the way to sleeping: unless a start was denied in this call, nothing waits for a limiter
+    /// (the input has nothing, or the slots are busy), so the next start restarts the lane's own
+    /// schedule from the present, and the lane leaves the shared limiters' lines.
     ///
     /// NOTE: only a call that sleeps decides this. A call that returns an output may have stopped
     /// starting because its slots hold finished outputs that the consumer is taking one per call:
     /// the lane is still behind its schedule then, and the next calls catch up.
     #[inline]
     pub(crate) fn sleep(&mut self) {
-        if !self.denied {
-            self.limiter.idle();
+        if self.denied || self.keyed_wait {
+            return;
         }
+        if let Some(limiter) = &mut self.limiter {
+            limiter.idle();
+        }
+        self.leave();
+    }
+
+    /// Leaves every shared limiter's line.
+    fn leave(&mut self) {
+        for limit in self.queued_on.drain(..) {
+            limit.leave(&self.waiter);
+        }
+    }
+}
+
+impl Drop for Gate {
+    /// The lane is gone: its grants come back and it leaves every line.
+    fn drop(&mut self) {
+        for index in 0..self.held.len() {
+            self.ended(index);
+        }
+        self.leave();
     }
 }
 
@@ -193,20 +346,24 @@ mod tests {
     const MS: u64 = 1_000_000;
 
     fn gate(per_second: f64, burst: u32) -> Gate {
-        Gate::new(Rate {
-            period: Rate::period(per_second),
-            burst,
-            strict: false,
-        })
+        Gate::new(
+            Some(Rate {
+                period: Rate::period(per_second),
+                burst,
+                strict: false,
+            }),
+            Vec::new(),
+            false,
+        )
     }
 
     #[test]
     fn a_gate_allows_one_start_per_period_and_names_the_next() {
         let mut gate = gate(100.0, 1); // one start per 10 ms
-        gate.begin_round();
+        gate.begin_round(futures_util::task::noop_waker_ref());
         assert_eq!(gate.known(), None, "no reading yet");
         assert_eq!(gate.check(0), Ok(()));
-        gate.admit();
+        gate.readmit(0);
         assert_eq!(gate.known(), None, "the reading no longer allows a start");
         assert_eq!(gate.check(0), Err(NotUntil(10 * MS)));
         assert_eq!(
@@ -214,7 +371,7 @@ mod tests {
             Some(false),
             "denied in this round: ask nothing more"
         );
-        gate.begin_round();
+        gate.begin_round(futures_util::task::noop_waker_ref());
         assert_eq!(gate.check(10 * MS), Ok(()));
         assert_eq!(gate.known(), Some(true), "this round's reading allows it");
     }
@@ -222,9 +379,9 @@ mod tests {
     #[test]
     fn the_timer_reopens_the_round_only_when_the_wait_is_over() {
         let mut gate = gate(100.0, 1);
-        gate.begin_round();
+        gate.begin_round(futures_util::task::noop_waker_ref());
         assert_eq!(gate.check(0), Ok(()));
-        gate.admit();
+        gate.readmit(0);
         let Err(NotUntil(due)) = gate.check(MS) else {
             panic!("denied")
         };

@@ -11,6 +11,7 @@ use super::deadlines::Timers;
 use super::emit::keep_in;
 use super::lifecycle::Polled;
 use super::order::Order;
+use super::parked::{Parked, Pulled};
 use super::waker::{NIL, TIMER};
 use super::{poisoned, Mode, Outcome, Settle, SlotMeta, BUDGET};
 use crate::progress::Counters;
@@ -20,7 +21,18 @@ pub(super) type ArenaOf<M> = Arena<<M as Mode>::Fut, <M as Mode>::Output, <M as 
 /// An output held for phase 3 of the call: the slot it came out of (`Free`, still counted as
 /// occupied, to be refilled; `None`: a fresh item that never took its slot), its input position,
 /// and the output.
-type Held<O> = (Option<usize>, usize, O);
+pub(super) type Held<O> = (Option<usize>, usize, O);
+
+/// What [`Core::begin`] made of an item.
+pub(super) enum Begun<T, O> {
+    /// It finished at once and is next: its input position and output (its slot stays free).
+    Held(usize, O),
+    /// It took its slot (or its slot was handed back to the free list: see [`Core::start`]).
+    Taken,
+    /// A shared limiter did not grant it yet: the caller parks it (its slot stays free). `by_key`:
+    /// a keyed budget denied it.
+    Denied { pulled: Pulled<T>, by_key: bool },
+}
 
 /// What became of an item after one of its attempts ended (see [`Core::settle`]).
 pub(super) enum Settled<O> {
@@ -65,6 +77,9 @@ pub(crate) struct Core<M: Mode, O, A> {
     pub(super) input_done: bool,
     /// `poll_next` returned `None`; it keeps returning `None`.
     pub(super) terminated: bool,
+    /// Items pulled whose shared limiters have not granted them yet (limited lanes only; always
+    /// empty on the others): see `engine::parked`.
+    pub(super) parked: Parked<M::Item>,
     /// Set on entry to `poll_lane` and cleared on every return from it: still set at the next call,
     /// it means that user code panicked out of the last one, which may have left the lane's state
     /// half-updated, so the lane refuses to go on (see [`poisoned`]).
@@ -90,6 +105,7 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
             pulled: 0,
             input_done: false,
             terminated: false,
+            parked: Parked::default(),
             poisoned: false,
         }
     }
@@ -131,7 +147,7 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
         }
         self.budget = BUDGET;
         if A::LIMITED {
-            self.admission.gate().begin_round();
+            self.admission.gate().begin_round(cx.waker());
         }
         let result = loop {
             // Phase 1: admission, then fill the free slots. Retries waiting for a permit go first.
@@ -145,32 +161,31 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
                 self.line_up_due_retries();
                 self.serve_permits();
             }
-            while self.occupied < self.limit
-                && !self.input_done
-                && self.budget > 0
-                && self.may_pull()
-            {
-                match pull(cx) {
-                    Poll::Ready(Some(item)) => {
-                        if A::LIMITED {
-                            self.admission.gate().admit();
-                        }
-                        let index = match self.free.last() {
-                            Some(&index) => index,
-                            None => self.grow(),
-                        };
-                        let direct = emit && held.is_none();
-                        match self.start(index, item, direct) {
-                            Some((position, output)) => {
-                                held = Some((None, position, output)); // its slot stays free
+            if A::LIMITED {
+                self.fill_limited(cx, &mut pull, emit, &mut held);
+            } else {
+                while self.occupied < self.limit && !self.input_done && self.budget > 0 {
+                    match pull(cx) {
+                        Poll::Ready(Some(item)) => {
+                            let position = self.pulled;
+                            self.pulled = self.pulled.wrapping_add(1);
+                            let index = match self.free.last() {
+                                Some(&index) => index,
+                                None => self.grow(),
+                            };
+                            let direct = emit && held.is_none();
+                            match self.start(index, item, position, direct) {
+                                Some((position, output)) => {
+                                    held = Some((None, position, output)); // its slot stays free
+                                }
+                                None => {
+                                    self.free.pop(); // the slot is taken
+                                }
                             }
-                            None => {
-                                self.free.pop(); // the slot is taken
-                            }
                         }
+                        Poll::Ready(None) => self.input_done = true,
+                        Poll::Pending => break,
                     }
-                    Poll::Ready(None) => self.input_done = true,
-                    Poll::Pending => break,
                 }
             }
 
@@ -201,7 +216,8 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
             }
 
             // Phase 4: end, or sleep once nothing is left to do.
-            if self.input_done && self.occupied == 0 && self.order.held() == 0 {
+            if self.input_done && self.occupied == 0 && self.order.held() == 0 && !self.is_parked()
+            {
                 self.terminated = true;
                 break Poll::Ready(None);
             }
@@ -259,9 +275,12 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
 
     /// Creates a slot, in the free list.
     #[cold]
-    fn grow(&mut self) -> usize {
+    pub(super) fn grow(&mut self) -> usize {
         let index = self.arena.grow();
         self.timers.grow();
+        if A::LIMITED {
+            self.admission.gate().grow(index + 1);
+        }
         self.free.push(index);
         index
     }
@@ -275,11 +294,10 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
         &mut self,
         index: usize,
         item: M::Item,
+        position: usize,
         direct: bool,
     ) -> Option<(usize, M::Output)> {
         let (keep, fut) = self.mode.start(item);
-        let position = self.pulled;
-        self.pulled = self.pulled.wrapping_add(1);
         if M::TIMED && self.timers.exact {
             self.start_exact(index);
         }
@@ -301,6 +319,9 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
             }
             Polled::Idle => unreachable!("tasklane: a fresh attempt runs"),
         };
+        if A::LIMITED {
+            self.admission.gate().ended(index);
+        }
         if M::TIMED && self.timers.timeout.is_some() {
             self.timers.end(index);
         }
@@ -372,6 +393,9 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
                 }
                 Polled::Idle => return None, // a stale wake-up of a slot without an attempt
             };
+            if A::LIMITED {
+                self.admission.gate().ended(index);
+            }
             if M::TIMED && self.timers.timeout.is_some() {
                 self.timers.end(index);
             }

@@ -96,13 +96,16 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
     where
         P: FnMut(&mut Context<'_>) -> Poll<Option<M::Item>>,
     {
-        if !self.input_done && self.budget > 0 && self.may_pull() {
+        if A::LIMITED {
+            self.refill_limited(index, cx, pull);
+            return;
+        }
+        if !self.input_done && self.budget > 0 {
             match pull(cx) {
                 Poll::Ready(Some(item)) => {
-                    if A::LIMITED {
-                        self.admission.gate().admit();
-                    }
-                    let direct = self.start(index, item, false);
+                    let position = self.pulled;
+                    self.pulled = self.pulled.wrapping_add(1);
+                    let direct = self.start(index, item, position, false);
                     debug_assert!(direct.is_none());
                     return;
                 }

@@ -124,6 +124,28 @@ impl<Fut: Future, O> State<Fut, O> {
         self.set(State::Done { output });
     }
 
+    /// `Free`, `BackingOff` or `AwaitingPermit` → `Done`: a limiter refused the item's next attempt,
+    /// which was never made; its failure waits in the slot.
+    #[cold]
+    pub(crate) fn refused(mut self: Pin<&mut Self>, output: O) {
+        debug_assert!(matches!(
+            self.as_mut().project(),
+            StateProj::Free | StateProj::BackingOff | StateProj::AwaitingPermit
+        ));
+        self.set(State::Done { output });
+    }
+
+    /// `Free`, `BackingOff` or `AwaitingPermit` → `Free`: a refused item's failure went into the
+    /// reorder window.
+    #[cold]
+    pub(crate) fn refused_free(mut self: Pin<&mut Self>) {
+        debug_assert!(matches!(
+            self.as_mut().project(),
+            StateProj::Free | StateProj::BackingOff | StateProj::AwaitingPermit
+        ));
+        self.set(State::Free);
+    }
+
     /// `Running` (failed, or timed out: the attempt is dropped here) → `BackingOff`.
     pub(crate) fn back_off(mut self: Pin<&mut Self>) {
         debug_assert!(matches!(self.as_mut().project(), StateProj::Running { .. }));

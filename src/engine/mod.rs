@@ -26,7 +26,8 @@
 //! | the slots | [`arena`] | pinned chunks that never move, the per-slot meta ([`meta`]) |
 //! | the wakers | [`waker`] | one signal per slot, a lock-free stack of woken slots, the consumer's sleep (model-checked with loom) |
 //! | order | [`order`] | `Unordered` (a done queue) or `InOrder` (a ring, and the reorder window): a type |
-//! | admission | [`admission`] | `Unlimited` (zero-sized) or a `Gate`: the rate limiter and its permit queue |
+//! | admission | [`admission`] | `Unlimited` (zero-sized) or a `Gate`: the lane's own rate limiter, its permit queue, and the shared limiters and keyed budgets (`crate::limit`), asked through the `Admit` trait |
+//! | items waiting for shared limiters | [`parked`] | pulled items not granted yet (with their cost, keys and input position), and the read-ahead past full keys |
 //! | deadlines | [`deadlines`], [`timers`] | timeouts (lazily stamped), back-offs, the one lane timer |
 //! | handing out | [`emit`] | phase 3: keeping a finished output, handing one out, refilling its slot |
 //! | retries, timeouts, rate waits | [`waits`] | the slow paths of the loop |
@@ -53,11 +54,14 @@ mod emit;
 mod lifecycle;
 mod meta;
 mod order;
+mod parked;
+mod shared;
 mod timers;
 mod waits;
 mod waker;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -67,6 +71,7 @@ pub(crate) use self::deadlines::Timers;
 pub(crate) use self::meta::SlotMeta;
 pub(crate) use self::meta::{Retried, Single};
 use self::order::{InOrder, Order, Unordered};
+use crate::limit::Admit;
 use crate::progress::Progress;
 use crate::rate::Rate;
 
@@ -83,6 +88,19 @@ pub enum Outcome<T> {
     Finished(T),
     /// The attempt ran out of time and was dropped.
     TimedOut,
+    /// A limiter refused the item's next attempt, which was never made (only on lanes whose items
+    /// can fail: `Mode::TIMED`).
+    Refused(Refusal),
+}
+
+/// Why a limiter refused an attempt.
+#[allow(unreachable_pub)] // reason: part of the sealed `Mode` trait, unnameable outside the crate
+#[derive(Debug)]
+pub enum Refusal {
+    /// Its cost is more than the limiter can ever grant.
+    Rejected,
+    /// The limiter failed to answer and does not fail open.
+    Failed(crate::limit::LimitError),
 }
 
 /// What becomes of an item after an attempt.
@@ -117,6 +135,19 @@ pub trait Mode: Reports {
     /// Whether an attempt's output may stop the input ([`Mode::stops`]). When `false`, the engine
     /// never asks.
     const STOPS: bool;
+
+    /// Whether items have costs of their own ([`Mode::cost`]). When `false`, every item costs 1
+    /// and the engine never asks.
+    const COSTED: bool;
+
+    /// The units of every shared limiter that `item`'s attempts take (`Lane::cost`).
+    fn cost(&mut self, item: &Self::Item) -> u32;
+
+    /// Whether items pick keyed budgets ([`Mode::keys`]). When `false`, the engine never asks.
+    const KEYED: bool;
+
+    /// Pushes the budgets of `item`'s keys on `out` (`Lane::limiter_by`).
+    fn keys(&mut self, item: &Self::Item, out: &mut Vec<Arc<dyn Admit>>);
 
     /// The stop-pulling hook: whether this attempt output stops the input. Consulted as each
     /// attempt finishes, before the engine refills a slot or starts anything more; from then on
@@ -159,9 +190,9 @@ pub(crate) enum Engine<M: Mode> {
     Unordered(Core<M, Unordered, Unlimited>),
     /// Input order, no rate limit.
     Ordered(Core<M, InOrder<M::Output>, Unlimited>),
-    /// Completion order, rate-limited.
+    /// Completion order, limited (its own rate, shared limiters, or both).
     RatedUnordered(Core<M, Unordered, Gate>),
-    /// Input order, rate-limited.
+    /// Input order, limited (its own rate, shared limiters, or both).
     RatedOrdered(Core<M, InOrder<M::Output>, Gate>),
 }
 
@@ -185,16 +216,20 @@ impl<M: Mode> Engine<M> {
         window: usize,
         timers: Timers,
         rate: Option<Rate>,
+        shared: Vec<Arc<dyn Admit>>,
     ) -> Self {
-        match (ordered, rate) {
-            (false, None) => Engine::Unordered(Core::new(mode, limit, 0, timers, Unlimited)),
-            (true, None) => Engine::Ordered(Core::new(mode, limit, window, timers, Unlimited)),
-            (false, Some(rate)) => {
-                Engine::RatedUnordered(Core::new(mode, limit, 0, timers, Gate::new(rate)))
-            }
-            (true, Some(rate)) => {
-                Engine::RatedOrdered(Core::new(mode, limit, window, timers, Gate::new(rate)))
-            }
+        if rate.is_none() && shared.is_empty() && !M::KEYED {
+            return if ordered {
+                Engine::Ordered(Core::new(mode, limit, window, timers, Unlimited))
+            } else {
+                Engine::Unordered(Core::new(mode, limit, 0, timers, Unlimited))
+            };
+        }
+        let gate = Gate::new(rate, shared, M::KEYED);
+        if ordered {
+            Engine::RatedOrdered(Core::new(mode, limit, window, timers, gate))
+        } else {
+            Engine::RatedUnordered(Core::new(mode, limit, 0, timers, gate))
         }
     }
 
@@ -281,7 +316,7 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
     }
 
     fn occupied(&self) -> usize {
-        self.occupied + self.order.held()
+        self.occupied + self.order.held() + self.parked_len()
     }
 
     fn waits_for_permit_to_pull(&self) -> bool {

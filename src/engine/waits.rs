@@ -2,13 +2,16 @@
 //! their back-offs, attempt timeouts, the lane timer, and rate permits. A plain lane never runs
 //! any of this (`Mode::TIMED` is `false` and its admission is `Unlimited`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::admission::{Admission, NotUntil};
-use super::core::{Core, Settled};
+use super::core::{Begun, Core, Settled};
 use super::deadlines::Stamp;
-use super::order::Order;
-use super::{Mode, Outcome, SlotMeta};
+use super::order::{Kept, Order};
+use super::shared::{Keys, Shared};
+use super::{Mode, Outcome, Refusal, Settle, SlotMeta};
+use crate::limit::Admit;
 
 impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
     /// Starts a failed item's back-off (or its next attempt at once, for a zero back-off). Returns
@@ -75,14 +78,83 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
             self.restart(index);
             return true;
         }
-        if self.admission.gate().permits.is_empty() && self.permit() {
-            self.admission.gate().admit();
-            self.restart(index);
-            return true;
+        if self.admission.gate().permits.is_empty() {
+            match self.permit(index) {
+                Ok(true) => {
+                    self.admission.gate().readmit(index);
+                    self.restart(index);
+                    return true;
+                }
+                Ok(false) => {}
+                Err(refusal) => {
+                    self.refuse_waiting(index, refusal);
+                    return false;
+                }
+            }
         }
         self.arena.slot(index).state.await_permit();
         self.admission.gate().permits.push_back(index);
         false
+    }
+
+    /// A limiter refused the next attempt of the waiting item in slot `index` (`BackingOff` or
+    /// `AwaitingPermit`): the item fails with the refusal, and its output is kept.
+    #[cold]
+    fn refuse_waiting(&mut self, index: usize, refusal: Refusal) {
+        let meta = self.arena.meta(index);
+        let (attempts, position) = (meta.attempts(), meta.index());
+        let Settle::Done(output) = self
+            .mode
+            .settle(Outcome::Refused(refusal), attempts, position)
+        else {
+            unreachable!("tasklane: a refused item is not retried")
+        };
+        self.arena.meta(index).finish();
+        self.keep_refused(index, position, output);
+    }
+
+    /// A limiter refused a fresh item, pulled into free slot `index` (the last of the free list):
+    /// it fails without an attempt. With `direct`, an output that is next is handed back (the slot
+    /// stays free); otherwise it is kept, and the caller takes the slot off the free list, as after
+    /// `Core::start`.
+    #[cold]
+    pub(super) fn refuse_fresh(
+        &mut self,
+        index: usize,
+        item: M::Item,
+        position: usize,
+        refusal: Refusal,
+        direct: bool,
+    ) -> Begun<M::Item, M::Output> {
+        drop(item);
+        let Settle::Done(output) = self.mode.settle(Outcome::Refused(refusal), 0, position) else {
+            unreachable!("tasklane: a refused item is not retried")
+        };
+        if direct && self.order.fresh_is_next() {
+            self.order.fresh_handed_out();
+            return Begun::Held(position, output);
+        }
+        let slot = self.arena.slot(index);
+        slot.meta.begin(None, position);
+        slot.meta.finish();
+        self.occupied += 1;
+        self.order.started(index);
+        self.keep_refused(index, position, output);
+        Begun::Taken
+    }
+
+    /// Keeps the output of a refused item, whose slot holds no attempt: in the slot (`Done`) or in
+    /// the window (the slot is freed).
+    fn keep_refused(&mut self, index: usize, position: usize, output: M::Output) {
+        match self.order.keep(index, position, output) {
+            Kept::InSlot(output) => self.arena.slot(index).state.refused(output),
+            Kept::InWindow => {
+                self.arena.slot(index).state.refused_free();
+                self.occupied -= 1;
+                self.free.push(index);
+                self.freed = true;
+            }
+        }
     }
 
     /// The timer fired (or may have): time out expired attempts, restart items whose back-off is
@@ -98,6 +170,9 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
             .pop_expired(&mut self.timers.links, now)
         {
             self.timers.links[index].end();
+            if A::LIMITED {
+                self.admission.gate().ended(index);
+            }
             // The attempt is dropped at its deadline, by the transition its settling makes.
             match self.settle(index, Outcome::TimedOut) {
                 Settled::Done(output) => {
@@ -141,6 +216,19 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
         }
     }
 
+    /// This call's clock reading (limited lanes): the one it took, else a fresh one, which the rest
+    /// of the call reuses.
+    fn round_reading(&mut self) -> u64 {
+        match self.admission.gate().round_now() {
+            Some(now) => now,
+            None => {
+                let now = self.read_clock();
+                self.admission.gate().set_round_now(now);
+                now
+            }
+        }
+    }
+
     /// Reads the clock, stamping the attempts that wait for a timeout deadline with it.
     fn read_clock(&mut self) -> u64 {
         let now = self.timers.now();
@@ -171,57 +259,130 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
         }
     }
 
-    /// Whether a new item may be pulled from the input now: always without a rate limit (no code);
-    /// with one, when no retry waits for a permit (retries whose back-off is over by now are put in
-    /// line first) and the limiter allows a start.
+    /// Whether a new item may be pulled from the input now (or the parked one tried again): always
+    /// without limits (no code); on a limited lane, when no retry waits for a permit (retries whose
+    /// back-off is over by now are put in line first) and the lane's own rate allows a start. The
+    /// shared limiters are asked once the item is pulled, for its cost (`Core::begin`).
     #[inline(always)]
     pub(super) fn may_pull(&mut self) -> bool {
         !A::LIMITED || self.may_pull_rated()
     }
 
     /// The rate-limited half of [`Core::may_pull`].
+    #[inline]
     fn may_pull_rated(&mut self) -> bool {
         self.line_up_due_retries();
-        self.admission.gate().permits.is_empty() && self.permit()
+        self.admission.gate().permits.is_empty() && self.permit_local()
     }
 
-    /// Whether an attempt may start now (rate-limited lanes). A denial arms the timer for the next
-    /// permit. The permit is taken by `Gate::admit` once the attempt does start.
-    fn permit(&mut self) -> bool {
-        if let Some(known) = self.admission.gate().known() {
-            return known; // this call's reading decides: no need to read the clock again
-        }
-        let now = self.read_clock();
-        match self.admission.gate().check(now) {
-            Ok(()) => true,
-            Err(NotUntil(due)) => {
-                let gate = self.admission.gate();
-                if gate.due != Some(due) {
-                    gate.due = Some(due);
-                    self.arm(now);
+    /// Whether the lane's own rate allows a start now (limited lanes). A denial arms the timer
+    /// for when it does. The permit is taken by `Gate::admit` once the attempt does start.
+    #[inline]
+    fn permit_local(&mut self) -> bool {
+        match self.admission.gate().known() {
+            Some(known) => known, // this call's reading decides: no need to read the clock again
+            None => {
+                let now = self.read_clock();
+                match self.admission.gate().check(now) {
+                    Ok(()) => true,
+                    Err(NotUntil(due)) => {
+                        self.deny_until(due, now);
+                        false
+                    }
                 }
-                false
             }
+        }
+    }
+
+    /// Asks the shared limiters for `cost` units for a start (lanes with shared limiters). A
+    /// denial by a rate arms the timer for when it allows the start; a limiter that puts the lane
+    /// in its line wakes it. The grants are held by the slot that `Gate::admit` starts next.
+    ///
+    /// A limiter that refuses the start for good (it can never grant `cost`), or failed and does
+    /// not fail open, makes it `Err`: the attempt is not to start, and the item fails (only on
+    /// lanes whose items can fail).
+    #[inline]
+    pub(super) fn ask_shared(
+        &mut self,
+        cost: u32,
+        keys: &[Arc<dyn Admit>],
+    ) -> Result<bool, Refusal> {
+        match self
+            .admission
+            .gate()
+            .ask_shared(cost, M::TIMED, Keys::Given(keys))
+        {
+            Shared::Granted => Ok(true),
+            denied => self.denied_shared(denied),
+        }
+    }
+
+    /// What [`Core::ask_shared`] does with a denial.
+    #[cold]
+    fn denied_shared(&mut self, denied: Shared) -> Result<bool, Refusal> {
+        match denied {
+            Shared::Granted => Ok(true),
+            Shared::Queued => Ok(false),
+            Shared::NotBefore(wait) => {
+                let now = self.round_reading();
+                self.deny_until(now.saturating_add(wait), now);
+                Ok(false)
+            }
+            Shared::Refused => Err(self
+                .admission
+                .gate()
+                .refusal
+                .take()
+                .expect("tasklane: a refusal says why")),
+        }
+    }
+
+    /// Whether the next attempt of the item in slot `index` may start now: the lane's own rate,
+    /// then the shared limiters for the item's cost (see [`Core::ask_shared`]).
+    fn permit(&mut self, index: usize) -> Result<bool, Refusal> {
+        if !self.permit_local() {
+            return Ok(false);
+        }
+        if !self.admission.gate_ref().has_shared() {
+            return Ok(true);
+        }
+        let cost = self.admission.gate_ref().cost_of(index);
+        match self
+            .admission
+            .gate()
+            .ask_shared(cost, M::TIMED, Keys::Slot(index))
+        {
+            Shared::Granted => Ok(true),
+            denied => self.denied_shared(denied),
+        }
+    }
+
+    /// A start was denied until `due`: the timer wakes the lane then.
+    fn deny_until(&mut self, due: u64, now: u64) {
+        let gate = self.admission.gate();
+        if gate.due != Some(due) {
+            gate.due = Some(due);
+            self.arm(now);
         }
     }
 
     /// With a rate limit: puts the retries whose back-off is over (by this call's clock reading) in
     /// line for a permit, before a new item may take one. The timer that would do it may not have
     /// fired yet, or fires only in phase 2, after phase 1 has pulled.
+    #[inline]
     pub(super) fn line_up_due_retries(&mut self) {
-        let Some(earliest) = self.timers.backoffs.earliest() else {
-            return;
-        };
+        if let Some(earliest) = self.timers.backoffs.earliest() {
+            self.line_up_retries_due_by(earliest);
+        }
+    }
+
+    /// [`Core::line_up_due_retries`] once a back-off is known to be running (the earliest ends at
+    /// `earliest`).
+    #[cold]
+    fn line_up_retries_due_by(&mut self, earliest: u64) {
         // This call's reading if it took one (the timer wakes the lane for a later deadline), else a
         // fresh one, which the permit check that follows uses too.
-        let now = match self.admission.gate().round_now() {
-            Some(now) => now,
-            None => {
-                let now = self.read_clock();
-                self.admission.gate().set_round_now(now);
-                now
-            }
-        };
+        let now = self.round_reading();
         if earliest > now {
             return;
         }
@@ -232,15 +393,30 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
     }
 
     /// Starts the waiting retries, oldest first, while the limiter allows.
+    #[inline]
     pub(super) fn serve_permits(&mut self) {
+        if !self.admission.gate_ref().permits.is_empty() {
+            self.serve_waiting_permits();
+        }
+    }
+
+    /// [`Core::serve_permits`] once a retry is known to wait.
+    #[cold]
+    fn serve_waiting_permits(&mut self) {
         while let Some(&index) = self.admission.gate().permits.front() {
-            if !self.permit() {
-                return;
+            match self.permit(index) {
+                Ok(false) => return,
+                Ok(true) => {
+                    self.admission.gate().permits.pop_front();
+                    self.admission.gate().readmit(index);
+                    self.restart(index);
+                    self.drive_restarted(index);
+                }
+                Err(refusal) => {
+                    self.admission.gate().permits.pop_front();
+                    self.refuse_waiting(index, refusal);
+                }
             }
-            self.admission.gate().permits.pop_front();
-            self.admission.gate().admit();
-            self.restart(index);
-            self.drive_restarted(index);
         }
     }
 }

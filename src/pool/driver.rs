@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 
 use super::job::Job;
 use super::Inner;
-use crate::{LaneExt, Run};
+use crate::{Configure, LaneExt, Run};
 
 /// Jobs the driver may see finish in one poll before it yields to the executor (each `poll_next` of
 /// the lane is bounded on its own; this bounds the loop around it).
@@ -104,13 +104,22 @@ pin_project! {
 }
 
 impl PoolDriver {
-    pub(crate) fn new(inner: Arc<Inner>, max_workers: usize) -> Self {
+    pub(crate) fn new(
+        inner: Arc<Inner>,
+        max_workers: usize,
+        limiter: Option<Arc<dyn crate::limit::Admit>>,
+    ) -> Self {
+        let mut lane = Queue {
+            inner: Arc::clone(&inner),
+        }
+        .lane(max_workers);
+        if let Some(limiter) = limiter {
+            lane.config_mut(crate::config::INTERNAL)
+                .limiters
+                .push(limiter);
+        }
         PoolDriver {
-            lane: Queue {
-                inner: Arc::clone(&inner),
-            }
-            .lane(max_workers)
-            .run(),
+            lane: lane.run(),
             finish: Finish { inner },
             done: false,
         }

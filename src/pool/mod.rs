@@ -124,6 +124,51 @@ impl TaskPool {
     /// ```
     #[track_caller]
     pub fn new(max_workers: usize) -> (TaskPool, PoolDriver) {
+        Self::make(max_workers, None)
+    }
+
+    /// A pool of `max_workers` slots whose jobs also take a permit of `limiter` (a
+    /// [`Limiter`](crate::Limiter) shared with lanes and other pools, or any other
+    /// [`Admit`](crate::limit::Admit) handle): a job starts when a slot is free **and** the limiter
+    /// grants it, and gives its permit back when it ends or is cancelled. A limiter that fails lets
+    /// the job start (a job has no way to fail for it).
+    ///
+    /// # Panics
+    ///
+    /// Panics if `max_workers` is 0, at the call.
+    ///
+    /// # Examples
+    ///
+    /// One budget of 2 for a lane and a pool together:
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use tasklane::{pool::TaskPool, prelude::*, Limiter};
+    ///
+    /// let db = Limiter::new().concurrency(2);
+    /// let (pool, driver) = TaskPool::with_limiter(8, &db);
+    /// # futures::executor::block_on(async {
+    /// let job = pool.submit(async { 1 });
+    /// let lane = (0..3).lane(8).limiter(&db).map_async(|x| async move { x }).count();
+    /// drop(pool); // no more jobs: the driver ends once they are done
+    /// let ((), n, one) = futures::join!(driver, lane, job);
+    /// assert_eq!((n, one), (3, Ok(1)));
+    /// # });
+    /// assert_eq!(db.in_flight(), 0);
+    /// ```
+    #[track_caller]
+    pub fn with_limiter<L: crate::limit::Admit + Clone + 'static>(
+        max_workers: usize,
+        limiter: &L,
+    ) -> (TaskPool, PoolDriver) {
+        Self::make(max_workers, Some(limiter.clone().into_shared()))
+    }
+
+    #[track_caller]
+    fn make(
+        max_workers: usize,
+        limiter: Option<Arc<dyn crate::limit::Admit>>,
+    ) -> (TaskPool, PoolDriver) {
         assert!(
             max_workers > 0,
             "tasklane: `max_workers` must be at least 1, got 0"
@@ -139,7 +184,7 @@ impl TaskPool {
                 max_workers,
             }),
         });
-        let driver = PoolDriver::new(Arc::clone(&inner), max_workers);
+        let driver = PoolDriver::new(Arc::clone(&inner), max_workers, limiter);
         (TaskPool { inner }, driver)
     }
 

@@ -8,14 +8,14 @@ use futures_core::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
 use crate::engine::Engine;
-use crate::mode::{Identity, MapFn, Plain, Task, TaskMode};
+use crate::mode::{Identity, MapFn, Plain, Task, TaskMode, Unit};
 use crate::progress::Silent;
 
 mod for_each_async;
 pub use for_each_async::ForEachAsync;
 
 /// The stream that [`map_async`](crate::Lane::map_async) returns, for a lane of kind `P` with
-/// progress reporting `G`.
+/// progress reporting `G` and item costs `C` ([`Lane::cost`](crate::Lane::cost)).
 ///
 /// ```
 /// use futures::stream::{self, Iter, StreamExt};
@@ -30,11 +30,11 @@ pub use for_each_async::ForEachAsync;
 /// assert_eq!(out, [2, 4]);
 /// # });
 /// ```
-pub type MapAsync<St, F, P = Plain, G = Silent> =
-    LaneStream<St, Task<MapFn<F, <St as Stream>::Item>, P, G>>;
+pub type MapAsync<St, F, P = Plain, G = Silent, C = Unit> =
+    LaneStream<St, Task<MapFn<F, <St as Stream>::Item, C>, P, G>>;
 
 /// The stream that [`run`](crate::Lane::run) returns, for a lane of kind `P` with progress
-/// reporting `G`.
+/// reporting `G` and item costs `C` ([`Lane::cost`](crate::Lane::cost)).
 ///
 /// ```
 /// use futures::StreamExt;
@@ -48,8 +48,8 @@ pub type MapAsync<St, F, P = Plain, G = Silent> =
 /// assert_eq!(out, [7]);
 /// # });
 /// ```
-pub type Run<St, P = Plain, G = Silent> =
-    LaneStream<St, Task<Identity<<St as Stream>::Item>, P, G>>;
+pub type Run<St, P = Plain, G = Silent, C = Unit> =
+    LaneStream<St, Task<Identity<<St as Stream>::Item, C>, P, G>>;
 
 pin_project! {
     /// Stream for the [`map_async`](crate::Lane::map_async) and [`run`](crate::Lane::run) methods.

@@ -46,9 +46,15 @@ impl Gauge {
 
     /// Marks one more active thing until the returned guard is dropped.
     pub(crate) fn enter(&self) -> GaugeGuard {
+        self.enter_counted().0
+    }
+
+    /// [`Gauge::enter`], also giving how many are active with this one (counted by the same
+    /// atomic step, so it is exact whatever other threads do).
+    pub(crate) fn enter_counted(&self) -> (GaugeGuard, usize) {
         let now = self.0.active.fetch_add(1, Ordering::SeqCst) + 1;
         self.0.peak.fetch_max(now, Ordering::SeqCst);
-        GaugeGuard(Some(self.clone()))
+        (GaugeGuard(Some(self.clone())), now)
     }
 
     /// Active right now.
@@ -791,4 +797,30 @@ pub(crate) fn catch_panic<R>(f: impl FnOnce() -> R) -> Result<R, PanicReport> {
             line,
         }
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Watchdog
+// ---------------------------------------------------------------------------------------------
+
+/// Runs `f` on a watchdog: fails the test if it takes longer than `limit`.
+pub(crate) fn watchdog<R: Send + 'static>(
+    limit: std::time::Duration,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let body = std::thread::spawn(move || {
+        let out = f();
+        let _ = tx.send(());
+        out
+    });
+    match rx.recv_timeout(limit) {
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("did not finish within {limit:?}: a hang")
+        }
+        // Done, or it panicked (then `join` passes the panic on).
+        _ => body
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+    }
 }
