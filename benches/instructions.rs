@@ -8,7 +8,7 @@
 //!
 //! | variable | argument | values | default |
 //! |---|---|---|---|
-//! | `INSTR_IMPL` | `impl=` | `tasklane`, `futures_buffered`, `futures_util` | `tasklane` |
+//! | `INSTR_IMPL` | `impl=` | `tasklane`, `tasklane_shared` (with a shared `Limiter` that never waits), `futures_buffered`, `futures_util` | `tasklane` |
 //! | `INSTR_ORDER` | `order=` | `unordered`, `ordered` | `unordered` |
 //! | `INSTR_FUT` | `fut=` | `ready` (`async move { x }`), `yield` (`async move { yield_now().await; x }`) | `ready` |
 //! | `INSTR_LIMIT` | `limit=` | the concurrency limit | `16` |
@@ -73,6 +73,9 @@ async fn consume<S: Stream<Item = u64>>(mut stream: Pin<&mut S>) -> (u64, u64) {
 enum Impl {
     /// `tasklane`: `lane(limit)`, `.ordered()`, `.map_async(f)`.
     Tasklane,
+    /// `tasklane` with a shared `Limiter` that never makes a start wait (concurrency 2^30):
+    /// `lane(limit).limiter(&l)`, the cost of asking it and giving back its permit per item.
+    TasklaneShared,
     /// `futures-buffered`: `buffered_unordered(limit)` / `buffered_ordered(limit)`.
     FuturesBuffered,
     /// `futures-util`: `buffer_unordered(limit)` / `buffered(limit)`.
@@ -113,6 +116,15 @@ where
     match (imp, ordered) {
         (Impl::Tasklane, false) => go(items.lane(limit).map_async(f)),
         (Impl::Tasklane, true) => go(items.lane(limit).ordered().map_async(f)),
+        (Impl::TasklaneShared, ordered) => {
+            let limiter = tasklane::Limiter::new().concurrency(1 << 30);
+            let lane = items.lane(limit).limiter(&limiter);
+            if ordered {
+                go(lane.ordered().map_async(f))
+            } else {
+                go(lane.map_async(f))
+            }
+        }
         (Impl::FuturesBuffered, false) => go(stream::iter(items).map(f).buffered_unordered(limit)),
         (Impl::FuturesBuffered, true) => go(stream::iter(items).map(f).buffered_ordered(limit)),
         (Impl::FuturesUtil, false) => go(stream::iter(items).map(f).buffer_unordered(limit)),
@@ -142,9 +154,12 @@ fn main() {
     }
     let imp = match setting(&args, "impl", "tasklane").as_str() {
         "tasklane" => Impl::Tasklane,
+        "tasklane_shared" => Impl::TasklaneShared,
         "futures_buffered" => Impl::FuturesBuffered,
         "futures_util" => Impl::FuturesUtil,
-        other => panic!("impl is tasklane, futures_buffered or futures_util, not {other:?}"),
+        other => panic!(
+            "impl is tasklane, tasklane_shared, futures_buffered or futures_util, not {other:?}"
+        ),
     };
     let ordered = match setting(&args, "order", "unordered").as_str() {
         "unordered" => false,

@@ -31,29 +31,12 @@ use governor::{Quota, RateLimiter};
 use tasklane::prelude::*;
 
 #[allow(dead_code)]
-// reason: this bench uses only `check` and `drain` of the helpers the bench files share
+// reason: this bench uses only `check`, `drain` and `process_cpu_time` of the shared helpers
 mod common;
-use common::{check, drain};
+use common::{check, drain, process_cpu_time};
 
 /// Items per run.
 const N: u64 = 100_000;
-
-/// CPU time of the whole process so far: the sum over its live threads (the timer threads
-/// included) of the nanoseconds each has run, from `/proc/self/task/*/schedstat`.
-fn process_cpu_time() -> Duration {
-    let mut total = 0u64;
-    for task in std::fs::read_dir("/proc/self/task").expect("Linux /proc") {
-        let path = task.expect("a task entry").path().join("schedstat");
-        if let Ok(stat) = std::fs::read_to_string(path) {
-            total += stat
-                .split_whitespace()
-                .next()
-                .and_then(|ns| ns.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
-    Duration::from_nanos(total)
-}
 
 /// (wall, cpu) of every timed run, per benchmark, printed after the group.
 static RUNS: Mutex<Vec<(&'static str, Duration, Duration)>> = Mutex::new(Vec::new());

@@ -1,9 +1,10 @@
-//! What both bench files drive their streams with: a future that yields once, and a no-op-waker
-//! poll loop that drains a stream and checks what came out.
+//! What the bench files share: a future that yields once, a no-op-waker poll loop that drains a
+//! stream and checks what came out, and the process's CPU time.
 
 use std::future::Future;
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures::stream::Stream;
 use futures::task::noop_waker_ref;
@@ -60,4 +61,22 @@ pub(crate) fn drain<S: Stream>(stream: S, ok: impl Fn(S::Item) -> Option<u64>) -
 pub(crate) fn check(n: u64, (count, sum): (u64, u64)) {
     assert_eq!(count, n);
     assert_eq!(sum, n * (n - 1) / 2);
+}
+
+/// CPU time of the whole process so far: the sum over its live threads (the timer threads
+/// included) of the nanoseconds each has run, from `/proc/self/task/*/schedstat`.
+#[allow(dead_code)] // reason: only the rate and shared benches read the CPU time
+pub(crate) fn process_cpu_time() -> Duration {
+    let mut total = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").expect("Linux /proc") {
+        let path = task.expect("a task entry").path().join("schedstat");
+        if let Ok(stat) = std::fs::read_to_string(path) {
+            total += stat
+                .split_whitespace()
+                .next()
+                .and_then(|ns| ns.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    Duration::from_nanos(total)
 }
