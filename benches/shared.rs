@@ -8,10 +8,14 @@
 //!   by 4 streams, each item waiting in `until_ready()` in front of futures-buffered's
 //!   `buffered_unordered(16)`; governor reaches a fraction of the rate, so its runs have 10,000
 //!   items per stream and its figure is the same rate over its own time.
-//! - `shared_never_waits`: 100,000 ready items at limit 16 under `block_on`, in interleaved rounds
-//!   (every round runs each once, in shuffled order): a plain lane, and the same lane with a
-//!   `Limiter` whose concurrency (2^30) never makes a start wait. The figure is the median over the
-//!   rounds of the difference in ns per item, beside the plain lane's ns per item.
+//! - `shared_never_waits`: 100,000 items at limit 16, on `futures::executor::block_on` and on a
+//!   tokio current-thread runtime, with futures written as users write them (`async move { x }`,
+//!   and `async move { yield_once(()).await; x }`), in 31 interleaved rounds (every round runs each
+//!   once, in shuffled order): a plain lane, the same lane with a `Limiter` whose concurrency
+//!   (2^30) never makes a start wait, and futures-buffered's `buffered_unordered(16)`. The figures
+//!   are medians over the rounds: the plain lane's ns per item, the difference the limiter makes
+//!   (ns per item), futures-buffered's ns per item, and the per-round ratio of the lane with the
+//!   limiter to futures-buffered.
 //!
 //! `cargo bench -p tasklane-benches --bench shared` (about 30 s). Every run checks the count and the
 //! sum of what came out.
@@ -30,7 +34,7 @@ use tasklane::Limiter;
 #[allow(dead_code)]
 // reason: this bench uses only `process_cpu_time` of the helpers the bench files share
 mod common;
-use common::process_cpu_time;
+use common::{process_cpu_time, yield_once};
 
 /// Lanes sharing one limiter.
 const LANES: u64 = 4;
@@ -169,19 +173,66 @@ fn shared_100k() {
 }
 
 /// 100,000 ready items through one lane of limit 16, with `limiter` if given: ns per item.
-fn never_waits_once(limiter: Option<&Limiter>) -> f64 {
+/// The executors of `shared_never_waits`.
+#[derive(Clone, Copy)]
+enum Exec<'a> {
+    BlockOn,
+    Tokio(&'a tokio::runtime::Runtime),
+}
+
+impl Exec<'_> {
+    fn run<F: std::future::Future>(self, fut: F) -> F::Output {
+        match self {
+            Exec::BlockOn => futures::executor::block_on(fut),
+            Exec::Tokio(rt) => rt.block_on(fut),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Exec::BlockOn => "block_on",
+            Exec::Tokio(_) => "tokio current_thread",
+        }
+    }
+}
+
+/// What `shared_never_waits` runs in each round.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Who {
+    /// The lane alone.
+    Plain,
+    /// The same lane with a `Limiter` that never makes a start wait.
+    Shared,
+    /// futures-buffered's `buffered_unordered`, the peer.
+    FuturesBuffered,
+}
+
+/// One drain of 100,000 items at limit 16, in ns per item: `yields` picks the futures
+/// (`async move { x }`, or `async move { yield_once(()).await; x }`).
+fn never_waits_once(exec: Exec<'_>, who: Who, yields: bool, limiter: &Limiter) -> f64 {
     const N: u64 = 100_000;
-    let lane = (0..N).lane(16);
+    let f = move |x: u64| async move {
+        if yields {
+            yield_once(()).await;
+        }
+        x
+    };
+    let fold = |(c, s): (u64, u64), x: u64| ready((c + 1, s + x));
     let t0 = Instant::now();
-    let (count, sum) = match limiter {
-        None => futures::executor::block_on(
-            lane.map_async(|x| async move { x })
-                .fold((0u64, 0u64), |(c, s), x| ready((c + 1, s + x))),
+    let (count, sum) = match who {
+        Who::Plain => exec.run((0..N).lane(16).map_async(f).fold((0, 0), fold)),
+        Who::Shared => exec.run(
+            (0..N)
+                .lane(16)
+                .limiter(limiter)
+                .map_async(f)
+                .fold((0, 0), fold),
         ),
-        Some(limiter) => futures::executor::block_on(
-            lane.limiter(limiter)
-                .map_async(|x| async move { x })
-                .fold((0u64, 0u64), |(c, s), x| ready((c + 1, s + x))),
+        Who::FuturesBuffered => exec.run(
+            stream::iter(0..N)
+                .map(f)
+                .buffered_unordered(16)
+                .fold((0, 0), fold),
         ),
     };
     let ns = t0.elapsed().as_nanos() as f64 / N as f64;
@@ -190,28 +241,46 @@ fn never_waits_once(limiter: Option<&Limiter>) -> f64 {
 }
 
 fn shared_never_waits() {
+    const ROUNDS: usize = 31;
     let limiter = Limiter::new().concurrency(1 << 30);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut rng = fastrand::Rng::with_seed(7);
-    let (mut plain, mut diff) = (Vec::new(), Vec::new());
-    for _ in 0..31 {
-        let first_plain = rng.bool();
-        let (p, l) = if first_plain {
-            let p = never_waits_once(None);
-            (p, never_waits_once(Some(&limiter)))
-        } else {
-            let l = never_waits_once(Some(&limiter));
-            (never_waits_once(None), l)
-        };
-        plain.push(p);
-        diff.push(l - p);
+    println!(
+        "shared_never_waits: 100,000 items at limit 16, {ROUNDS} interleaved rounds (each round \
+         runs the three once, in shuffled order); medians"
+    );
+    for exec in [Exec::BlockOn, Exec::Tokio(&rt)] {
+        for yields in [false, true] {
+            let (mut plain, mut extra, mut vs_fb, mut fb) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..ROUNDS {
+                let mut order = [Who::Plain, Who::Shared, Who::FuturesBuffered];
+                rng.shuffle(&mut order);
+                let mut ns = [0.0; 3];
+                for who in order {
+                    ns[who as usize] = never_waits_once(exec, who, yields, &limiter);
+                }
+                plain.push(ns[0]);
+                extra.push(ns[1] - ns[0]);
+                vs_fb.push(ns[1] / ns[2]);
+                fb.push(ns[2]);
+            }
+            println!(
+                "  {:<21} {:<6} plain lane {:5.1} ns, with the Limiter {:+5.1} ns per item; \
+                 futures-buffered {:5.1} ns (lane with the Limiter / futures-buffered: {:.2})",
+                exec.name(),
+                if yields { "yield" } else { "ready" },
+                median(plain),
+                median(extra),
+                median(fb),
+                median(vs_fb),
+            );
+        }
     }
     assert_eq!(limiter.in_flight(), 0);
-    println!(
-        "shared_never_waits: plain lane {:.1} ns per item; with a Limiter that never waits +{:.1} ns \
-         per item (median of 31 interleaved rounds)",
-        median(plain),
-        median(diff)
-    );
 }
 
 fn main() {

@@ -1,7 +1,6 @@
 //! [`Configure`]: the setters that a [`Lane`](crate::Lane) and a [`Policy`](crate::Policy) share,
 //! written once; and [`Config`], the plain data they set.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::limit::Admit;
@@ -439,9 +438,7 @@ pub trait Configure: Sized {
     /// # });
     /// ```
     fn limiter<L: Admit + Clone + 'static>(mut self, limiter: &L) -> Self {
-        self.config_mut(INTERNAL)
-            .limiters
-            .push(limiter.clone().into_shared());
+        self.config_mut(INTERNAL).limiters.push(limiter);
         self
     }
 
@@ -850,7 +847,7 @@ pub struct Config<P> {
     pub(crate) strict: bool,
     pub(crate) clock: Clock,
     /// The limiters shared with other lanes, asked in this order for every attempt.
-    pub(crate) limiters: Vec<Arc<dyn Admit>>,
+    pub(crate) limiters: crate::limit::Limiters,
     /// The kind of lane, with what it alone needs (a retrying lane's count, back-off and closures).
     pub(crate) policy: P,
 }
@@ -867,7 +864,7 @@ impl Config<crate::mode::Plain> {
             burst: 1,
             strict: false,
             clock: Clock::default(),
-            limiters: Vec::new(),
+            limiters: crate::limit::Limiters::default(),
             policy: crate::mode::Plain,
         }
     }

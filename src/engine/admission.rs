@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::task::Waker;
 
 use super::Refusal;
-use crate::limit::{Admit, Waiter};
+use crate::limit::{Admit, Limiters, Waiter};
 use crate::rate::{Limiter, Rate};
 
 /// A denied start may go at this time (nanoseconds on the lane's clock).
@@ -81,6 +81,13 @@ pub(crate) struct Gate {
     pub(super) keyed_wait: bool,
     /// This lane's place in the shared limiters' lines.
     pub(super) waiter: Waiter,
+    /// The lane's only limits are shared limiters (no rate of its own, no keyed budgets): a refill
+    /// may take the quick path ([`Gate::ask_quick`]).
+    pub(super) quick: bool,
+    /// The budget of the lane's one shared limiter, when it is an in-process
+    /// [`Limiter`](crate::Limiter) (the same as `shared[0]`): the quick path asks it and gives its
+    /// units back directly, without a call through the trait object.
+    pub(crate) local: Option<Arc<crate::limit::Local>>,
     /// Per slot: the cost its running attempt was granted by every shared limiter (0: none).
     pub(super) held: Vec<u32>,
     /// Per slot: its item's cost, which every attempt asks for (`Lane::cost`; 1 without).
@@ -122,8 +129,10 @@ impl Admission for Gate {
 }
 
 impl Gate {
-    pub(crate) fn new(rate: Option<Rate>, shared: Vec<Arc<dyn Admit>>, keyed: bool) -> Self {
+    pub(crate) fn new(rate: Option<Rate>, shared: Limiters, keyed: bool) -> Self {
         debug_assert!(rate.is_some() || !shared.is_empty() || keyed);
+        let local = shared.only_local();
+        let shared = shared.all;
         Gate {
             limiter: rate.map(Limiter::new),
             shared,
@@ -132,6 +141,8 @@ impl Gate {
             by_key: false,
             keyed_wait: false,
             waiter: Waiter::new(),
+            quick: rate.is_none() && !keyed,
+            local,
             held: Vec::new(),
             costs: Vec::new(),
             granted: None,
@@ -260,13 +271,17 @@ impl Gate {
     }
 
     /// The attempt in slot `index` ended (finished, failed, timed out): its shared grants come back.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn ended(&mut self, index: usize) {
         if let Some(held) = self.held.get_mut(index) {
             let cost = std::mem::take(held);
             if cost > 0 {
-                for limit in &self.shared {
-                    limit.release(cost);
+                if let Some(local) = &self.local {
+                    local.release_units(cost);
+                } else {
+                    for limit in &self.shared {
+                        limit.release(cost);
+                    }
                 }
                 if let Some(keys) = self.slot_keys.get(index) {
                     for limit in keys {
@@ -352,7 +367,7 @@ mod tests {
                 burst,
                 strict: false,
             }),
-            Vec::new(),
+            Limiters::default(),
             false,
         )
     }

@@ -110,7 +110,25 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
         }
     }
 
-    /// See `Engine::poll_lane`.
+    /// Advances the lane (of whichever kind: [`Engine`](super::Engine) holds the core for it).
+    /// `pull` polls the input for its next item (it is called only while a slot is free, and never
+    /// again after it returned `Ready(None)`).
+    ///
+    /// With `emit` (`poll_next`), returns an output as soon as one may be yielded, with its item's
+    /// input position (0 for the first item pulled). Without it (for `for_each_async`, while its
+    /// handler runs), yields nothing: finished outputs stay in their slots (which stay taken, so the
+    /// limit holds), every other slot keeps being driven and free slots are filled; it returns
+    /// `Ready(None)` once the lane has ended, `Pending` otherwise, with every waker registered.
+    ///
+    /// `INDEXED`: whether the caller wants the outputs' input positions; without it the position
+    /// returned is 0 and costs nothing.
+    ///
+    /// # Panics
+    ///
+    /// A panic in user code (a future, the attempt maker, a `retry_if` or `retry_after` closure, an
+    /// item's `Clone`, a future's `Drop`, the input, the progress callback) propagates out of this
+    /// call, and poisons the lane: every later call panics with a message saying so. Dropping a
+    /// poisoned lane drops every in-flight future, once.
     #[inline]
     pub(crate) fn poll_lane<const INDEXED: bool, P>(
         &mut self,

@@ -61,6 +61,7 @@ mod waits;
 mod waker;
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -71,7 +72,9 @@ pub(crate) use self::deadlines::Timers;
 pub(crate) use self::meta::SlotMeta;
 pub(crate) use self::meta::{Retried, Single};
 use self::order::{InOrder, Order, Unordered};
-use crate::limit::Admit;
+use futures_core::Stream;
+
+use crate::limit::{Admit, Limiters};
 use crate::progress::Progress;
 use crate::rate::Rate;
 
@@ -216,7 +219,7 @@ impl<M: Mode> Engine<M> {
         window: usize,
         timers: Timers,
         rate: Option<Rate>,
-        shared: Vec<Arc<dyn Admit>>,
+        shared: Limiters,
     ) -> Self {
         if rate.is_none() && shared.is_empty() && !M::KEYED {
             return if ordered {
@@ -233,35 +236,29 @@ impl<M: Mode> Engine<M> {
         }
     }
 
-    /// Advances the lane. `pull` polls the input for its next item (it is called only while a slot
-    /// is free, and never again after it returned `Ready(None)`).
+    /// [`Core::poll_lane`] for a limited lane, pulling from `stream`. Such a lane does not read
+    /// its input before a start is allowed, so it cannot see the end of the input that way: it
+    /// asks the input whether it has anything left instead (its `size_hint`), so that it ends with
+    /// its last output, not a period later.
     ///
-    /// With `emit` (`poll_next`), returns an output as soon as one may be yielded, with its item's
-    /// input position (0 for the first item pulled). Without it (for `for_each_async`, while its
-    /// handler runs), yields nothing: finished outputs stay in their slots (which stay taken, so the
-    /// limit holds), every other slot keeps being driven and free slots are filled; it returns
-    /// `Ready(None)` once the lane has ended, `Pending` otherwise, with every waker registered.
-    ///
-    /// `INDEXED`: whether the caller wants the outputs' input positions; without it the position
-    /// returned is 0 and costs nothing.
-    ///
-    /// # Panics
-    ///
-    /// A panic in user code (a future, the attempt maker, a `retry_if` or `retry_after` closure, an
-    /// item's `Clone`, a future's `Drop`, the input, the progress callback) propagates out of this
-    /// call, and poisons the lane: every later call panics with a message saying so. Dropping a
-    /// poisoned lane drops every in-flight future, once.
-    #[inline]
-    pub(crate) fn poll_lane<const INDEXED: bool, P>(
+    /// Out of line, so that the plain kinds' poll keeps the caller to itself.
+    #[inline(never)]
+    pub(crate) fn poll_limited<const INDEXED: bool, St>(
         &mut self,
+        stream: Pin<&mut St>,
         cx: &mut Context<'_>,
-        pull: P,
         emit: bool,
     ) -> Poll<Option<(usize, M::Output)>>
     where
-        P: FnMut(&mut Context<'_>) -> Poll<Option<M::Item>>,
+        St: Stream<Item = M::Item>,
     {
-        each!(self, core => core.poll_lane::<INDEXED, P>(cx, pull, emit))
+        match self {
+            Engine::RatedUnordered(core) => core.poll_limited::<INDEXED, St>(stream, cx, emit),
+            Engine::RatedOrdered(core) => core.poll_limited::<INDEXED, St>(stream, cx, emit),
+            Engine::Unordered(_) | Engine::Ordered(_) => {
+                unreachable!("tasklane: a plain lane is polled by its core")
+            }
+        }
     }
 
     /// Items pulled from the input and not yet yielded.
@@ -278,16 +275,6 @@ impl<M: Mode> Engine<M> {
     #[inline]
     pub(crate) fn is_rate_limited(&self) -> bool {
         matches!(self, Engine::RatedUnordered(_) | Engine::RatedOrdered(_))
-    }
-
-    /// Whether the lane would read its input but waits for a rate permit first.
-    pub(crate) fn waits_for_permit_to_pull(&self) -> bool {
-        each!(self, core => core.waits_for_permit_to_pull())
-    }
-
-    /// The input says it has nothing left (its `size_hint` is `(0, Some(0))`): treat it as ended.
-    pub(crate) fn end_input(&mut self) {
-        each!(self, core => core.input_done = true)
     }
 
     /// Starts the progress clock and takes the total from the input's `size_hint`, at the first poll
@@ -307,6 +294,28 @@ impl<M: Mode> Engine<M> {
     /// slot yields exactly one output.
     pub(crate) fn size_hint(&self, input: (usize, Option<usize>)) -> (usize, Option<usize>) {
         each!(self, core => core.size_hint(input))
+    }
+}
+
+impl<M: Mode, O: Order<M::Output>> Core<M, O, Gate> {
+    /// See [`Engine::poll_limited`].
+    #[inline(always)]
+    fn poll_limited<const INDEXED: bool, St>(
+        &mut self,
+        mut stream: Pin<&mut St>,
+        cx: &mut Context<'_>,
+        emit: bool,
+    ) -> Poll<Option<(usize, M::Output)>>
+    where
+        St: Stream<Item = M::Item>,
+    {
+        let polled = self.poll_lane::<INDEXED, _>(cx, |cx| stream.as_mut().poll_next(cx), emit);
+        if polled.is_pending() && self.waits_for_permit_to_pull() && stream.size_hint().1 == Some(0)
+        {
+            self.input_done = true;
+            return self.poll_lane::<INDEXED, _>(cx, |cx| stream.as_mut().poll_next(cx), emit);
+        }
+        polled
     }
 }
 
@@ -350,7 +359,7 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
 }
 
 /// The panic of a lane polled after user code panicked out of an earlier poll (see
-/// [`Engine::poll_lane`]).
+/// [`Core::poll_lane`]).
 #[cold]
 #[inline(never)]
 #[track_caller]

@@ -179,7 +179,7 @@ impl<O> Order<O> for Unordered {
     #[inline(always)]
     fn fresh_handed_out(&mut self) {}
 
-    #[inline]
+    #[inline(always)]
     fn keep(&mut self, index: usize, _: usize, output: O) -> Kept<O> {
         self.done.push_back(index);
         Kept::InSlot(output)

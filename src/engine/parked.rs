@@ -22,6 +22,7 @@ use std::task::{Context, Poll};
 use super::admission::Admission;
 use super::core::{Begun, Core, Held};
 use super::order::Order;
+use super::shared::{Keys, Shared};
 use super::Mode;
 use crate::limit::Admit;
 
@@ -189,8 +190,19 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
 
     /// A refill of a limited lane (see `Core::refill`): the oldest parked item, else a new one,
     /// into slot `index`; the slot goes to the free list if none starts.
-    #[inline]
+    #[inline(always)]
     pub(super) fn refill_limited<P>(&mut self, index: usize, cx: &mut Context<'_>, pull: &mut P)
+    where
+        P: FnMut(&mut Context<'_>) -> Poll<Option<M::Item>>,
+    {
+        if !self.quick_refill(index, cx, pull) {
+            self.refill_general(index, cx, pull);
+        }
+    }
+
+    /// [`Core::refill_limited`] off the quick path.
+    #[inline(never)]
+    fn refill_general<P>(&mut self, index: usize, cx: &mut Context<'_>, pull: &mut P)
     where
         P: FnMut(&mut Context<'_>) -> Poll<Option<M::Item>>,
     {
@@ -217,6 +229,69 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
             }
         }
         self.free.push(index);
+    }
+
+    /// The quick path of [`Core::refill_limited`], for a lane whose only limits are shared
+    /// limiters (`Gate::quick`), while nothing waits in the lane (no parked item, no retry in
+    /// line or backing off, no denial in this call): pulls an item, asks the limiters and starts
+    /// it, with none of the general path's bookkeeping. Returns whether it settled the slot
+    /// (started an item, parked a denied one, or found the input pending or ended: the slot is
+    /// free then); `false` leaves it all to the general path.
+    #[inline(always)]
+    fn quick_refill<P>(&mut self, index: usize, cx: &mut Context<'_>, pull: &mut P) -> bool
+    where
+        P: FnMut(&mut Context<'_>) -> Poll<Option<M::Item>>,
+    {
+        let gate = self.admission.gate_ref();
+        if !(gate.quick
+            && !gate.denied
+            && gate.permits.is_empty()
+            && self.parked.is_empty()
+            && self.timers.backoffs.earliest().is_none()
+            && !self.input_done
+            && self.budget > 0)
+        {
+            return false;
+        }
+        match pull(cx) {
+            Poll::Ready(Some(item)) => {
+                let position = self.pulled;
+                self.pulled = self.pulled.wrapping_add(1);
+                let cost = if M::COSTED { self.mode.cost(&item) } else { 1 };
+                let gate = self.admission.gate();
+                match gate.ask_quick(index, cost, M::TIMED) {
+                    None => {
+                        if M::COSTED {
+                            gate.costs[index] = cost;
+                        }
+                        let direct = self.start(index, item, position, false);
+                        debug_assert!(direct.is_none());
+                        return true;
+                    }
+                    Some(answer) => {
+                        let pulled = Pulled {
+                            item,
+                            cost,
+                            position,
+                            keys: Vec::new(),
+                        };
+                        match self.begin_answered(index, pulled, answer, false) {
+                            Begun::Taken => return true,
+                            Begun::Denied { pulled, by_key } => {
+                                self.park(pulled, by_key);
+                            }
+                            Begun::Held(..) => {
+                                unreachable!("tasklane: a refill is never handed out at once")
+                            }
+                        }
+                    }
+                }
+            }
+            Poll::Ready(None) => self.input_done = true,
+            Poll::Pending => {}
+        }
+        self.free.push(index);
+        true
     }
 
     /// Phase 1, first part: asks again for the parked items, oldest first, starting those that are
@@ -270,26 +345,69 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
         pulled: Pulled<M::Item>,
         direct: bool,
     ) -> Begun<M::Item, M::Output> {
-        if A::LIMITED {
-            if self.admission.gate_ref().has_shared() {
-                match self.ask_shared(pulled.cost, &pulled.keys) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        let by_key = self.admission.gate_ref().denied_by_key();
-                        return Begun::Denied { pulled, by_key };
-                    }
-                    Err(refusal) => {
-                        let Pulled {
-                            item,
-                            position,
-                            keys,
-                            ..
-                        } = pulled;
-                        self.parked.recycle(keys);
-                        return self.refuse_fresh(index, item, position, refusal, direct);
-                    }
-                }
+        if A::LIMITED && self.admission.gate_ref().has_shared() {
+            let answer =
+                self.admission
+                    .gate()
+                    .ask_shared(pulled.cost, M::TIMED, Keys::Given(&pulled.keys));
+            return self.begin_answered(index, pulled, answer, direct);
+        }
+        self.begin_granted(index, pulled, direct)
+    }
+
+    /// [`Core::begin`] once the shared limiters answered.
+    #[inline(always)]
+    fn begin_answered(
+        &mut self,
+        index: usize,
+        pulled: Pulled<M::Item>,
+        answer: Shared,
+        direct: bool,
+    ) -> Begun<M::Item, M::Output> {
+        match answer {
+            Shared::Granted => self.begin_granted(index, pulled, direct),
+            denied => self.begin_denied(index, pulled, denied, direct),
+        }
+    }
+
+    /// [`Core::begin`] after a shared limiter did not grant the start at once.
+    #[cold]
+    fn begin_denied(
+        &mut self,
+        index: usize,
+        pulled: Pulled<M::Item>,
+        denied: Shared,
+        direct: bool,
+    ) -> Begun<M::Item, M::Output> {
+        match self.denied_shared(denied) {
+            Ok(true) => self.begin_granted(index, pulled, direct),
+            Ok(false) => {
+                let by_key = self.admission.gate_ref().denied_by_key();
+                Begun::Denied { pulled, by_key }
             }
+            Err(refusal) => {
+                let Pulled {
+                    item,
+                    position,
+                    keys,
+                    ..
+                } = pulled;
+                self.parked.recycle(keys);
+                self.refuse_fresh(index, item, position, refusal, direct)
+            }
+        }
+    }
+
+    /// [`Core::begin`] once every limit allowed the start: the slot takes the grants, and the item
+    /// starts.
+    #[inline(always)]
+    fn begin_granted(
+        &mut self,
+        index: usize,
+        pulled: Pulled<M::Item>,
+        direct: bool,
+    ) -> Begun<M::Item, M::Output> {
+        if A::LIMITED {
             if M::KEYED {
                 let old = self.admission.gate().admit(index, pulled.cost, pulled.keys);
                 self.parked.recycle(old);

@@ -67,6 +67,34 @@ impl Gate {
         }
     }
 
+    /// [`Gate::ask_shared`] on the quick path (a lane whose only limits are shared limiters, see
+    /// `Gate::quick`), for a fresh item of `cost` about to start in slot `index`. `None`: every
+    /// limiter granted it, and the slot holds the grants already (what [`Gate::admit_unkeyed`]
+    /// does on the other path; the caller keeps a cost other than 1). Else the answer as
+    /// `ask_shared` gives it (a `Granted` one after a limiter failed open: then `admit_unkeyed`
+    /// takes the grants).
+    #[inline(always)]
+    pub(crate) fn ask_quick(&mut self, index: usize, cost: u32, can_fail: bool) -> Option<Shared> {
+        debug_assert!(self.quick && self.limiter.is_none() && !self.keyed);
+        if self
+            .local
+            .as_ref()
+            .is_some_and(|local| local.grant_now(cost))
+        {
+            self.held[index] = cost;
+            self.due = None;
+            return None;
+        }
+        match self.ask_from(0, cost, &[]) {
+            None => {
+                self.held[index] = cost;
+                self.due = None;
+                None
+            }
+            Some((at, answer)) => Some(self.ask_after_refusal(at, cost, can_fail, &[], answer)),
+        }
+    }
+
     /// [`Gate::ask_shared`] for the next attempt of the item in slot `index`, with its keys.
     #[cold]
     fn ask_for_slot(&mut self, index: usize, cost: u32, can_fail: bool) -> Shared {

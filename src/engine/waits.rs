@@ -2,7 +2,6 @@
 //! their back-offs, attempt timeouts, the lane timer, and rate permits. A plain lane never runs
 //! any of this (`Mode::TIMED` is `false` and its admission is `Unlimited`).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::admission::{Admission, NotUntil};
@@ -11,7 +10,6 @@ use super::deadlines::Stamp;
 use super::order::{Kept, Order};
 use super::shared::{Keys, Shared};
 use super::{Mode, Outcome, Refusal, Settle, SlotMeta};
-use crate::limit::Admit;
 
 impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
     /// Starts a failed item's back-off (or its next attempt at once, for a zero back-off). Returns
@@ -294,32 +292,15 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
         }
     }
 
-    /// Asks the shared limiters for `cost` units for a start (lanes with shared limiters). A
+    /// What a lane does with a shared limiter's denial of a start (`Gate::ask_shared`). A
     /// denial by a rate arms the timer for when it allows the start; a limiter that puts the lane
-    /// in its line wakes it. The grants are held by the slot that `Gate::admit` starts next.
+    /// in its line wakes it. `Ok(true)`: the start goes after all (a limiter failed open).
     ///
-    /// A limiter that refuses the start for good (it can never grant `cost`), or failed and does
+    /// A limiter that refuses the start for good (it can never grant the cost), or failed and does
     /// not fail open, makes it `Err`: the attempt is not to start, and the item fails (only on
     /// lanes whose items can fail).
-    #[inline]
-    pub(super) fn ask_shared(
-        &mut self,
-        cost: u32,
-        keys: &[Arc<dyn Admit>],
-    ) -> Result<bool, Refusal> {
-        match self
-            .admission
-            .gate()
-            .ask_shared(cost, M::TIMED, Keys::Given(keys))
-        {
-            Shared::Granted => Ok(true),
-            denied => self.denied_shared(denied),
-        }
-    }
-
-    /// What [`Core::ask_shared`] does with a denial.
     #[cold]
-    fn denied_shared(&mut self, denied: Shared) -> Result<bool, Refusal> {
+    pub(super) fn denied_shared(&mut self, denied: Shared) -> Result<bool, Refusal> {
         match denied {
             Shared::Granted => Ok(true),
             Shared::Queued => Ok(false),

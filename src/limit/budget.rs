@@ -221,10 +221,17 @@ impl Budget {
         now: impl FnOnce() -> u64,
         waker: &Waker,
     ) -> Answer {
-        if !self.rated.load(SeqCst) && self.waiting.load(SeqCst) == 0 && self.try_take(cost) {
+        if self.grant_now(cost) {
             return Answer::Granted;
         }
         self.ask_locked(id, cost, now, waker)
+    }
+
+    /// The grant that takes no lock: no rate, nobody in line, and room for `cost` units (then they
+    /// are taken). `false`: ask with [`Budget::ask`].
+    #[inline(always)]
+    pub(crate) fn grant_now(&self, cost: u32) -> bool {
+        !self.rated.load(SeqCst) && self.waiting.load(SeqCst) == 0 && self.try_take(cost)
     }
 
     /// [`Budget::ask`] under the lock: there is a rate, someone waits, or there was no room.

@@ -155,9 +155,10 @@ struct Settings {
     burst: u32,
 }
 
-/// What a [`Limiter`]'s handles share.
+/// What a [`Limiter`]'s handles share: the budget a lane holds (see [`Admit::into_shared`]) and
+/// may also ask directly (as [`Local`]).
 #[derive(Debug)]
-struct Inner {
+pub(crate) struct Inner {
     budget: Budget,
     /// The rate and burst as set, for the getters (the budget holds them in its own units).
     settings: Mutex<Settings>,
@@ -445,6 +446,60 @@ impl Admit for Limiter {
 
     fn into_shared(self) -> Arc<dyn Admit> {
         self.inner
+    }
+}
+
+/// A [`Limiter`]'s budget as a lane asks it directly, without the trait object.
+pub(crate) type Local = Inner;
+
+/// The shared limiters given to a lane or a policy ([`Configure::limiter`](crate::Configure::limiter)),
+/// in the order they are asked.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Limiters {
+    /// Each as the lane holds it.
+    pub(crate) all: Vec<Arc<dyn Admit>>,
+    /// Beside each of `all`: its budget when it is an in-process [`Limiter`].
+    locals: Vec<Option<Arc<Local>>>,
+}
+
+impl Limiters {
+    /// Adds `limiter`, asked after those given before.
+    pub(crate) fn push<L: Admit + Clone + 'static>(&mut self, limiter: &L) {
+        let local = (limiter as &dyn std::any::Any)
+            .downcast_ref::<Limiter>()
+            .map(|limiter| Arc::clone(&limiter.inner));
+        self.locals.push(local);
+        self.all.push(limiter.clone().into_shared());
+    }
+
+    /// Whether there are none.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+
+    /// The budget of the one limiter, when there is exactly one and it is an in-process
+    /// [`Limiter`]: a lane asks it directly on its quick path (`engine::admission::Gate::local`).
+    pub(crate) fn only_local(&self) -> Option<Arc<Local>> {
+        match &self.locals[..] {
+            [Some(local)] => Some(Arc::clone(local)),
+            _ => None,
+        }
+    }
+}
+
+impl Inner {
+    /// Grants `cost` units at once if that takes no lock and no wait: no rate, nobody in line, and
+    /// room under the concurrency (what [`Admit::poll_admit`] grants first, asked without it).
+    /// `false` says nothing: ask through `poll_admit`.
+    #[inline(always)]
+    pub(crate) fn grant_now(&self, cost: u32) -> bool {
+        self.budget.grant_now(cost)
+    }
+
+    /// [`Admit::release`], without the trait object.
+    #[inline(always)]
+    pub(crate) fn release_units(&self, cost: u32) {
+        self.budget.release(cost);
     }
 }
 

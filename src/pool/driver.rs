@@ -107,17 +107,13 @@ impl PoolDriver {
     pub(crate) fn new(
         inner: Arc<Inner>,
         max_workers: usize,
-        limiter: Option<Arc<dyn crate::limit::Admit>>,
+        limiters: crate::limit::Limiters,
     ) -> Self {
         let mut lane = Queue {
             inner: Arc::clone(&inner),
         }
         .lane(max_workers);
-        if let Some(limiter) = limiter {
-            lane.config_mut(crate::config::INTERNAL)
-                .limiters
-                .push(limiter);
-        }
+        lane.config_mut(crate::config::INTERNAL).limiters = limiters;
         PoolDriver {
             lane: lane.run(),
             finish: Finish { inner },

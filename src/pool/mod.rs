@@ -124,7 +124,7 @@ impl TaskPool {
     /// ```
     #[track_caller]
     pub fn new(max_workers: usize) -> (TaskPool, PoolDriver) {
-        Self::make(max_workers, None)
+        Self::make(max_workers, crate::limit::Limiters::default())
     }
 
     /// A pool of `max_workers` slots whose jobs also take a permit of `limiter` (a
@@ -161,14 +161,13 @@ impl TaskPool {
         max_workers: usize,
         limiter: &L,
     ) -> (TaskPool, PoolDriver) {
-        Self::make(max_workers, Some(limiter.clone().into_shared()))
+        let mut limiters = crate::limit::Limiters::default();
+        limiters.push(limiter);
+        Self::make(max_workers, limiters)
     }
 
     #[track_caller]
-    fn make(
-        max_workers: usize,
-        limiter: Option<Arc<dyn crate::limit::Admit>>,
-    ) -> (TaskPool, PoolDriver) {
+    fn make(max_workers: usize, limiters: crate::limit::Limiters) -> (TaskPool, PoolDriver) {
         assert!(
             max_workers > 0,
             "tasklane: `max_workers` must be at least 1, got 0"
@@ -184,7 +183,7 @@ impl TaskPool {
                 max_workers,
             }),
         });
-        let driver = PoolDriver::new(Arc::clone(&inner), max_workers, limiter);
+        let driver = PoolDriver::new(Arc::clone(&inner), max_workers, limiters);
         (TaskPool { inner }, driver)
     }
 

@@ -185,7 +185,7 @@ where
     St: Stream,
     M: TaskMode<Item = St::Item>,
 {
-    /// Advances the lane, with or without taking an output out (see `Engine::poll_lane`).
+    /// Advances the lane, with or without taking an output out (see `engine::Core::poll_lane`).
     #[inline]
     pub(crate) fn poll_lane(
         self: Pin<&mut Self>,
@@ -215,7 +215,7 @@ where
         match this.engine {
             Engine::Unordered(core) => core.poll_lane::<INDEXED, _>(cx, pull, emit),
             Engine::Ordered(core) => core.poll_lane::<INDEXED, _>(cx, pull, emit),
-            engine => poll_rate_limited::<INDEXED, St, M>(engine, stream, cx, emit),
+            engine => engine.poll_limited::<INDEXED, St>(stream, cx, emit),
         }
     }
 
@@ -325,28 +325,6 @@ impl<St: fmt::Debug, M: TaskMode> fmt::Debug for Indexed<St, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Indexed").field("lane", &self.lane).finish()
     }
-}
-
-/// [`LaneStream::poll_lane`] for a rate-limited lane. Such a lane does not read its input before a
-/// start is allowed, so it cannot see the end of the input that way: it asks the input whether it
-/// has anything left instead, so that it ends with its last output, not a period later.
-#[inline(never)]
-fn poll_rate_limited<const INDEXED: bool, St, M>(
-    engine: &mut Engine<M>,
-    mut stream: Pin<&mut St>,
-    cx: &mut Context<'_>,
-    emit: bool,
-) -> Poll<Option<(usize, M::Output)>>
-where
-    St: Stream,
-    M: TaskMode<Item = St::Item>,
-{
-    let polled = engine.poll_lane::<INDEXED, _>(cx, |cx| stream.as_mut().poll_next(cx), emit);
-    if polled.is_pending() && engine.waits_for_permit_to_pull() && stream.size_hint().1 == Some(0) {
-        engine.end_input();
-        return engine.poll_lane::<INDEXED, _>(cx, |cx| stream.as_mut().poll_next(cx), emit);
-    }
-    polled
 }
 
 impl<St, M> FusedStream for LaneStream<St, M>
