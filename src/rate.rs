@@ -110,6 +110,11 @@ impl Limiter {
 
     /// The earliest time at which the next start is allowed (`u64::MAX`: never).
     #[inline]
+    /// Whether this is the strict schedule (no catching up).
+    pub(crate) fn is_strict(&self) -> bool {
+        matches!(self, Limiter::Strict(_))
+    }
+
     pub(crate) fn next_allowed(&self) -> u64 {
         match self {
             Limiter::CatchUp(gcra) => gcra.next_allowed(),

@@ -284,7 +284,8 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
                 match self.admission.gate().check(now) {
                     Ok(()) => true,
                     Err(NotUntil(due)) => {
-                        self.deny_until(due, now);
+                        let slack = self.admission.gate_ref().own_slack();
+                        self.deny_until(due, now, slack);
                         false
                     }
                 }
@@ -306,7 +307,8 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
             Shared::Queued => Ok(false),
             Shared::NotBefore(wait) => {
                 let now = self.round_reading();
-                self.deny_until(now.saturating_add(wait), now);
+                let slack = self.admission.gate_ref().shared_slack();
+                self.deny_until(now.saturating_add(wait), now, slack);
                 Ok(false)
             }
             Shared::Refused => Err(self
@@ -338,13 +340,25 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
         }
     }
 
-    /// A start was denied until `due`: the timer wakes the lane then.
-    fn deny_until(&mut self, due: u64, now: u64) {
+    /// A start was denied until `due` (`now`: the reading it was denied at): the timer wakes the
+    /// lane then, or up to `slack` later on the system clock (see [`RATE_SLACK`](super::admission::RATE_SLACK)), so that at a
+    /// high rate one wake-up serves many starts. A timer armed already for a time in that range
+    /// is kept.
+    fn deny_until(&mut self, due: u64, now: u64, slack: u64) {
+        let slack = if self.timers.clock.is_manual() {
+            0
+        } else {
+            slack
+        };
         let gate = self.admission.gate();
-        if gate.due != Some(due) {
-            gate.due = Some(due);
-            self.arm(now);
+        if gate
+            .due
+            .is_some_and(|armed| due <= armed && armed <= due.saturating_add(slack))
+        {
+            return;
         }
+        gate.due = Some(due.max(now.saturating_add(slack)));
+        self.arm(now);
     }
 
     /// With a rate limit: puts the retries whose back-off is over (by this call's clock reading) in
