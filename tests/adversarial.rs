@@ -260,9 +260,38 @@ static STARVE_SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 #[track_caller]
 fn assert_not_starved(how: ZeroDelay) {
     let _serial = STARVE_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let m = starve_check(starve_retries(), how);
-    println!("zero delay by {how:?}: {m:?}"); // the figures, with --nocapture
-                                              // The deterministic bound: the lane task makes at most two calls' worth of attempts per poll.
+    // The 1 ms bound below is on the longest of some 5,000 gaps, each read on the thread's CPU
+    // clock, which on a virtual machine also runs while the host has the vCPU descheduled: one
+    // such preemption makes one gap read long whatever the lane does (1.05 ms once in 20 runs,
+    // against 0.1-0.6 ms otherwise). So a run whose only fault is that bound is measured again, up
+    // to three times in all; every other bound holds in every run. A lane that starves the other
+    // task (one poll making all 20,000,000 attempts) fails all three by a factor of thousands.
+    let mut tries = Vec::new();
+    for _ in 0..3 {
+        let m = starve_check(starve_retries(), how);
+        println!("zero delay by {how:?}: {m:?}"); // the figures, with --nocapture
+        assert_bounded(how, &m);
+        // The issue's bound, in an optimized build (where an attempt costs what users pay): the
+        // other task runs within 1 ms of the thread's work, every time. tokio's `yield_now` lets
+        // the lane's task run about 61 times in between (it defers the yielder to the driver's
+        // tick), and each of those polls makes at most 65 attempts: about 0.4 ms here. Before the
+        // budget counted retries, one poll made all 20,000,000 attempts and the other task waited
+        // the whole run (2 s).
+        if cfg!(debug_assertions) || m.longest_gap < ms(1) {
+            return;
+        }
+        tries.push(m);
+    }
+    panic!(
+        "zero delay by {how:?}: the thread worked more than 1 ms between two runs of the other \
+         task, in each of three runs: {tries:?}"
+    );
+}
+
+/// The bounds of [`assert_not_starved`] that every run must hold.
+#[track_caller]
+fn assert_bounded(how: ZeroDelay, m: &Starving) {
+    // The deterministic bound: the lane task makes at most two calls' worth of attempts per poll.
     assert!(
         m.most_per_poll <= 2 * PER_POLL,
         "zero delay by {how:?}: one poll of the lane's task made {} attempts (at most {}): {m:?}",
@@ -278,19 +307,6 @@ fn assert_not_starved(how: ZeroDelay) {
          {m:?}",
         m.longest_gap
     );
-    // The issue's bound, in an optimized build (where an attempt costs what users pay): the other
-    // task runs within 1 ms of the thread's work, every time. tokio's `yield_now` lets the lane's
-    // task run about 61 times in between (it defers the yielder to the driver's tick), and each of
-    // those polls makes at most 65 attempts: about 0.4 ms here. Before the budget counted retries,
-    // one poll made all 20,000,000 attempts and the other task waited the whole run (2 s).
-    if !cfg!(debug_assertions) {
-        assert!(
-            m.longest_gap < ms(1),
-            "zero delay by {how:?}: the thread worked {:?} between two runs of the other task \
-             (less than 1 ms): {m:?}",
-            m.longest_gap
-        );
-    }
     assert!(
         m.runs >= 100,
         "zero delay by {how:?}: the other task ran only {} times while the lane retried: {m:?}",
