@@ -97,6 +97,13 @@ pub(crate) struct Gate {
     /// [`Limiter`](crate::Limiter) (the same as `shared[0]`): the quick path asks it and gives its
     /// units back directly, without a call through the trait object.
     pub(crate) local: Option<Arc<crate::limit::Local>>,
+    /// Units of `local` whose attempts ended in this `poll_next` call on the quick path and that
+    /// have not been given back yet: a start later in the same call takes them over when nobody
+    /// waits for the limiter and it has room for them ([`Gate::ask_quick`]), so that an item that
+    /// ends and the one that refills its slot cost no atomic read-modify-write between them; the
+    /// rest go back as the call returns ([`Gate::flush`]), or before any other ask. Always 0
+    /// between calls (and given back when the lane is dropped, even after a panic).
+    pub(super) kept: u64,
     /// Per slot: the cost its running attempt was granted by every shared limiter (0: none).
     pub(super) held: Vec<u32>,
     /// Per slot: its item's cost, which every attempt asks for (`Lane::cost`; 1 without).
@@ -152,6 +159,7 @@ impl Gate {
             waiter: Waiter::new(),
             quick: rate.is_none() && !keyed,
             local,
+            kept: 0,
             held: Vec::new(),
             costs: Vec::new(),
             granted: None,
@@ -286,7 +294,11 @@ impl Gate {
             let cost = std::mem::take(held);
             if cost > 0 {
                 if let Some(local) = &self.local {
-                    local.release_units(cost);
+                    if self.quick {
+                        self.kept += u64::from(cost); // see `kept`
+                    } else {
+                        local.release_units(u64::from(cost));
+                    }
                 } else {
                     for limit in &self.shared {
                         limit.release(cost);
@@ -298,6 +310,18 @@ impl Gate {
                     }
                 }
             }
+        }
+    }
+
+    /// Gives back the units kept in this call (see `kept`): as the call returns, and before an ask
+    /// other than the quick one, so that it sees the limiter as others do.
+    #[inline]
+    pub(crate) fn flush(&mut self) {
+        if self.kept > 0 {
+            if let Some(local) = &self.local {
+                local.release_units(self.kept);
+            }
+            self.kept = 0;
         }
     }
 
@@ -383,6 +407,7 @@ impl Drop for Gate {
         for index in 0..self.held.len() {
             self.ended(index);
         }
+        self.flush();
         self.leave();
     }
 }

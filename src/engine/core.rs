@@ -144,6 +144,9 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
         }
         self.poisoned = true;
         let result = self.poll_unguarded::<INDEXED, P>(cx, pull, emit);
+        if A::LIMITED {
+            self.admission.gate().flush(); // units kept in this call go back (see `Gate::kept`)
+        }
         self.poisoned = false;
         result
     }

@@ -61,6 +61,7 @@ impl Gate {
     /// On a lane whose items cannot fail, if a limiter can never grant `cost`.
     #[inline]
     pub(crate) fn ask_shared(&mut self, cost: u32, can_fail: bool, keys: Keys<'_>) -> Shared {
+        self.flush();
         match keys {
             Keys::Given(keys) => self.ask_all(cost, can_fail, keys),
             Keys::Slot(index) => self.ask_for_slot(index, cost, can_fail),
@@ -76,15 +77,20 @@ impl Gate {
     #[inline(always)]
     pub(crate) fn ask_quick(&mut self, index: usize, cost: u32, can_fail: bool) -> Option<Shared> {
         debug_assert!(self.quick && self.limiter.is_none() && !self.keyed);
-        if self
-            .local
-            .as_ref()
-            .is_some_and(|local| local.grant_now(cost))
-        {
-            self.held[index] = cost;
-            self.due = None;
-            return None;
+        if let Some(local) = &self.local {
+            let granted = if self.kept >= u64::from(cost) && local.may_keep() {
+                self.kept -= u64::from(cost); // the units of an attempt that ended in this call
+                true
+            } else {
+                local.grant_now(cost)
+            };
+            if granted {
+                self.held[index] = cost;
+                self.due = None;
+                return None;
+            }
         }
+        self.flush();
         match self.ask_from(0, cost, &[]) {
             None => {
                 self.held[index] = cost;

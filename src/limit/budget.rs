@@ -367,11 +367,28 @@ impl Budget {
     /// Gives back `cost` units of a grant whose attempt ended.
     #[inline]
     pub(crate) fn release(&self, cost: u32) {
-        let before = self.in_flight.fetch_sub(u64::from(cost), SeqCst);
-        debug_assert!(before >= u64::from(cost));
+        self.release_units(u64::from(cost));
+    }
+
+    /// Gives back `units` (the costs of one or more grants whose attempts ended).
+    #[inline]
+    pub(crate) fn release_units(&self, units: u64) {
+        let before = self.in_flight.fetch_sub(units, SeqCst);
+        debug_assert!(before >= units);
         if self.waiting.load(SeqCst) > 0 {
             self.wake_head_locked();
         }
+    }
+
+    /// Whether a holder of units of an attempt that ended may keep them for its next start instead
+    /// of giving them back and asking again: only when that grant would have taken no lock and
+    /// made no one wait (no rate, nobody in line) and the units held are within the concurrency
+    /// (which may have been lowered since). The count in flight stays what it is.
+    #[inline(always)]
+    pub(crate) fn may_keep(&self) -> bool {
+        !self.rated.load(SeqCst)
+            && self.waiting.load(SeqCst) == 0
+            && self.in_flight.load(SeqCst) <= self.concurrency.load(SeqCst)
     }
 
     /// Hands the room to the line ([`Budget::hand_off`]), taking the lock.

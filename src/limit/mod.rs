@@ -496,10 +496,17 @@ impl Inner {
         self.budget.grant_now(cost)
     }
 
-    /// [`Admit::release`], without the trait object.
+    /// Whether a lane may keep units it holds for another start (see `Budget::may_keep`).
     #[inline(always)]
-    pub(crate) fn release_units(&self, cost: u32) {
-        self.budget.release(cost);
+    pub(crate) fn may_keep(&self) -> bool {
+        self.budget.may_keep()
+    }
+
+    /// [`Admit::release`] of `units` (the costs of one or more attempts), without the trait
+    /// object.
+    #[inline(always)]
+    pub(crate) fn release_units(&self, units: u64) {
+        self.budget.release_units(units);
     }
 }
 
