@@ -512,6 +512,35 @@ mod tests {
     }
 
     #[test]
+    fn units_may_be_kept_only_without_a_rate_a_line_or_an_excess() {
+        let b = Budget::new(2, None);
+        let (_, waker) = counter();
+        assert_eq!(b.ask(1, 1, || 0, &waker), Answer::Granted);
+        assert_eq!(b.ask(1, 1, || 0, &waker), Answer::Granted);
+        assert!(b.may_keep(), "full, but within the concurrency");
+        assert_eq!(b.ask(2, 1, || 0, &waker), Answer::Queued);
+        assert!(!b.may_keep(), "someone waits: the units go to the line");
+        b.release_units(2);
+        assert_eq!(
+            b.waiting(),
+            1,
+            "handed to the waiter, which is still in line"
+        );
+        assert!(!b.may_keep());
+        assert_eq!(b.ask(2, 1, || 0, &waker), Answer::Granted);
+        assert!(b.may_keep());
+        assert_eq!(b.ask(3, 1, || 0, &waker), Answer::Granted);
+        assert_eq!(b.in_flight(), 2);
+        b.set_concurrency(1);
+        assert!(!b.may_keep(), "2 in flight, 1 allowed: give it back");
+        b.release_units(1);
+        assert!(b.may_keep(), "1 in flight, 1 allowed");
+        b.set_concurrency(4);
+        b.set_rate(Some((1_000, 1)));
+        assert!(!b.may_keep(), "a rate: every start asks its schedule");
+    }
+
+    #[test]
     fn concurrency_grants_until_full_then_queues_and_wakes_on_release() {
         let b = Budget::new(2, None);
         let (count, waker) = counter();
