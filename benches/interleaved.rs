@@ -88,7 +88,7 @@ use tasklane::prelude::*;
 #[allow(dead_code)]
 // reason: this bench uses only `yield_once` of the helpers the bench files share
 mod common;
-use common::YieldOnce;
+use common::{Exec, YieldOnce};
 
 /// The future users await to give way once: it wakes its task and returns `Pending` at its first
 /// poll, and is ready at its second (like `tokio::task::yield_now`).
@@ -314,33 +314,6 @@ enum ExecKind {
     BlockOn,
     /// A tokio current-thread runtime's `Runtime::block_on`.
     Tokio,
-}
-
-/// An executor, ready to drive runs.
-#[derive(Clone, Copy, Debug)]
-enum Exec<'a> {
-    /// `futures::executor::block_on`.
-    BlockOn,
-    /// `Runtime::block_on` on this current-thread runtime.
-    Tokio(&'a tokio::runtime::Runtime),
-}
-
-impl Exec<'_> {
-    /// Drives `fut` to completion on this executor.
-    fn block_on<F: Future>(self, fut: F) -> F::Output {
-        match self {
-            Exec::BlockOn => futures::executor::block_on(fut),
-            Exec::Tokio(rt) => rt.block_on(fut),
-        }
-    }
-
-    /// The executor's name in the tables.
-    fn name(self) -> &'static str {
-        match self {
-            Exec::BlockOn => "block_on",
-            Exec::Tokio(_) => "tokio",
-        }
-    }
 }
 
 /// One timed run: returns its times, after checking what it produced.

@@ -34,7 +34,7 @@ use tasklane::Limiter;
 #[allow(dead_code)]
 // reason: this bench uses only `process_cpu_time` of the helpers the bench files share
 mod common;
-use common::{process_cpu_time, yield_once};
+use common::{process_cpu_time, yield_once, Exec};
 
 /// Lanes sharing one limiter.
 const LANES: u64 = 4;
@@ -173,29 +173,6 @@ fn shared_100k() {
 }
 
 /// 100,000 ready items through one lane of limit 16, with `limiter` if given: ns per item.
-/// The executors of `shared_never_waits`.
-#[derive(Clone, Copy)]
-enum Exec<'a> {
-    BlockOn,
-    Tokio(&'a tokio::runtime::Runtime),
-}
-
-impl Exec<'_> {
-    fn run<F: std::future::Future>(self, fut: F) -> F::Output {
-        match self {
-            Exec::BlockOn => futures::executor::block_on(fut),
-            Exec::Tokio(rt) => rt.block_on(fut),
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Exec::BlockOn => "block_on",
-            Exec::Tokio(_) => "tokio current_thread",
-        }
-    }
-}
-
 /// What `shared_never_waits` runs in each round.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Who {
@@ -220,15 +197,15 @@ fn never_waits_once(exec: Exec<'_>, who: Who, yields: bool, limiter: &Limiter) -
     let fold = |(c, s): (u64, u64), x: u64| ready((c + 1, s + x));
     let t0 = Instant::now();
     let (count, sum) = match who {
-        Who::Plain => exec.run((0..N).lane(16).map_async(f).fold((0, 0), fold)),
-        Who::Shared => exec.run(
+        Who::Plain => exec.block_on((0..N).lane(16).map_async(f).fold((0, 0), fold)),
+        Who::Shared => exec.block_on(
             (0..N)
                 .lane(16)
                 .limiter(limiter)
                 .map_async(f)
                 .fold((0, 0), fold),
         ),
-        Who::FuturesBuffered => exec.run(
+        Who::FuturesBuffered => exec.block_on(
             stream::iter(0..N)
                 .map(f)
                 .buffered_unordered(16)
@@ -271,7 +248,10 @@ fn shared_never_waits() {
             println!(
                 "  {:<21} {:<6} plain lane {:5.1} ns, with the Limiter {:+5.1} ns per item; \
                  futures-buffered {:5.1} ns (lane with the Limiter / futures-buffered: {:.2})",
-                exec.name(),
+                match exec {
+                    Exec::BlockOn => "block_on",
+                    Exec::Tokio(_) => "tokio current_thread",
+                },
                 if yields { "yield" } else { "ready" },
                 median(plain),
                 median(extra),

@@ -80,3 +80,33 @@ pub(crate) fn process_cpu_time() -> Duration {
     }
     Duration::from_nanos(total)
 }
+
+// Not every bench that includes this module drives more than one executor.
+#[allow(dead_code)]
+/// An executor, ready to drive runs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Exec<'a> {
+    /// `futures::executor::block_on`.
+    BlockOn,
+    /// `Runtime::block_on` on this current-thread runtime.
+    Tokio(&'a tokio::runtime::Runtime),
+}
+
+#[allow(dead_code)]
+impl Exec<'_> {
+    /// Drives `fut` to completion on this executor.
+    pub(crate) fn block_on<F: Future>(self, fut: F) -> F::Output {
+        match self {
+            Exec::BlockOn => futures::executor::block_on(fut),
+            Exec::Tokio(rt) => rt.block_on(fut),
+        }
+    }
+
+    /// The executor's name in the tables.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Exec::BlockOn => "block_on",
+            Exec::Tokio(_) => "tokio",
+        }
+    }
+}

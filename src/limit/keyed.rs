@@ -48,21 +48,7 @@ impl Admit for Entry {
         answer_to_poll(answer, now)
     }
 
-    fn release(&self, cost: u32) {
-        self.budget.release(cost);
-    }
-
-    fn cancel(&self, _: &Waiter, cost: u32) {
-        self.budget.cancel(cost);
-    }
-
-    fn leave(&self, waiter: &Waiter) {
-        self.budget.leave(waiter.id());
-    }
-
-    fn can_ever_admit(&self, cost: u32) -> bool {
-        self.budget.can_ever(cost)
-    }
+    budget_admit_methods!();
 }
 
 /// The settings every new key's budget gets.

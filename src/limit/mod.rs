@@ -29,7 +29,10 @@
 //! - An attempt starts when the lane has a free slot **and** every limiter it was given grants it.
 //!   A retry is an attempt: it asks again, as the lane's own rate limit does.
 //! - A permit of the concurrency is held while the attempt runs and given back when it ends, times
-//!   out, or is dropped (dropping a lane gives back all of its permits at once).
+//!   out, or is dropped (dropping a lane gives back all of its permits at once). A lane gives it
+//!   back as the `poll_next` call in which the attempt ended returns, unless a start later in the
+//!   same call takes it over (only while nobody waits for the limiter): an end and the start it
+//!   lets in then cost no atomic read-modify-write.
 //! - Lanes that wait for one limiter are served first come, first served, one grant per turn: a lane
 //!   with many items waiting cannot starve another. A permit of the concurrency that comes back
 //!   while lanes wait is handed to the first in line at once (counted in
@@ -115,6 +118,29 @@
 //! assert_eq!(api.rate_limit(), Some(500.0), "one 429 retried: halved once");
 //! # });
 //! ```
+
+/// The [`Admit`] methods other than `poll_admit` of a type whose `budget` field is its
+/// [`Budget`](budget::Budget) (a [`Limiter`]'s shared state, and a keyed limiter's entry): each
+/// passes the call on.
+macro_rules! budget_admit_methods {
+    () => {
+        fn release(&self, cost: u32) {
+            self.budget.release(cost);
+        }
+
+        fn cancel(&self, _: &Waiter, cost: u32) {
+            self.budget.cancel(cost);
+        }
+
+        fn leave(&self, waiter: &Waiter) {
+            self.budget.leave(waiter.id());
+        }
+
+        fn can_ever_admit(&self, cost: u32) -> bool {
+            self.budget.can_ever(cost)
+        }
+    };
+}
 
 mod admit;
 mod budget;
@@ -529,19 +555,5 @@ impl Admit for Inner {
         answer_to_poll(answer, now.unwrap_or(0))
     }
 
-    fn release(&self, cost: u32) {
-        self.budget.release(cost);
-    }
-
-    fn cancel(&self, _: &Waiter, cost: u32) {
-        self.budget.cancel(cost);
-    }
-
-    fn leave(&self, waiter: &Waiter) {
-        self.budget.leave(waiter.id());
-    }
-
-    fn can_ever_admit(&self, cost: u32) -> bool {
-        self.budget.can_ever(cost)
-    }
+    budget_admit_methods!();
 }
