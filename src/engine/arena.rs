@@ -92,9 +92,31 @@ impl<Fut: Future, O, M: Default> Arena<Fut, O, M> {
     /// Creates one more slot (allocating a chunk if the last one is full) and returns its index.
     ///
     /// NOTE: the caller keeps `len() < limit`.
+    #[cfg(all(test, not(tasklane_loom)))]
     pub(crate) fn grow(&mut self) -> usize {
         debug_assert!(self.len < self.limit);
-        // Every chunk but the last is full (and the last is full unless the limit ended it).
+        self.allocate_chunk_if_full();
+        self.len += 1;
+        self.len - 1
+    }
+
+    /// Creates every slot left in the last chunk, allocating a chunk first if it is full (within
+    /// the limit), and returns the range of slots made: a lane that needs a slot takes the rest of
+    /// its chunk at once.
+    ///
+    /// NOTE: the caller keeps `len() < limit`.
+    pub(crate) fn grow_chunk(&mut self) -> std::ops::Range<usize> {
+        debug_assert!(self.len < self.limit);
+        self.allocate_chunk_if_full();
+        let first = self.len;
+        let last = self.chunks.len() - 1; // one at least, as the slot `len` is in one
+        self.len = last * CHUNK + self.chunks[last].slots.len();
+        first..self.len
+    }
+
+    /// Every chunk but the last is full (and the last is full unless the limit ended it): when the
+    /// last is full too, allocates the next.
+    fn allocate_chunk_if_full(&mut self) {
         let capacity = self.chunks.len() * CHUNK;
         if self.len == capacity {
             let size = CHUNK.min(self.limit - capacity);
@@ -105,8 +127,6 @@ impl<Fut: Future, O, M: Default> Arena<Fut, O, M> {
                 block,
             });
         }
-        self.len += 1;
-        self.len - 1
     }
 
     /// The chunk of slot `index` and the slot's offset in it.
@@ -262,6 +282,27 @@ mod tests {
             locate(usize::MAX - 1),
             (usize::MAX >> CHUNK_SHIFT, CHUNK - 2)
         );
+    }
+
+    #[test]
+    fn a_chunk_is_made_whole_and_the_last_stops_at_the_limit() {
+        let mut arena = Arena::<std::future::Ready<()>, (), ()>::new(600);
+        assert_eq!(arena.grow_chunk(), 0..256);
+        assert_eq!(arena.grow_chunk(), 256..512);
+        assert_eq!(
+            arena.grow_chunk(),
+            512..600,
+            "the limit ends the last chunk"
+        );
+        assert_eq!(arena.len(), 600);
+        let mut arena = Arena::<std::future::Ready<()>, (), ()>::new(usize::MAX);
+        assert_eq!(arena.grow(), 0);
+        assert_eq!(
+            arena.grow_chunk(),
+            1..256,
+            "the rest of a chunk begun one by one"
+        );
+        assert_eq!(arena.grow_chunk(), 256..512);
     }
 
     #[test]

@@ -294,16 +294,21 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
         held
     }
 
-    /// Creates a slot, in the free list.
+    /// Creates slots (the free list being empty): the rest of the arena's current chunk, or a new
+    /// chunk, within the limit. They go to the free list, the lowest index on top, which it
+    /// returns: slots are still taken in index order, and a lane that fills up one slot at a time
+    /// (an unbounded `gather`) makes one call here per chunk, not per slot.
     #[cold]
     pub(super) fn grow(&mut self) -> usize {
-        let index = self.arena.grow();
-        self.timers.grow();
+        debug_assert!(self.free.is_empty());
+        let made = self.arena.grow_chunk();
+        self.timers.grow_to(made.end);
         if A::LIMITED {
-            self.admission.gate().grow(index + 1);
+            self.admission.gate().grow(made.end);
         }
-        self.free.push(index);
-        index
+        let first = made.start;
+        self.free.extend(made.rev());
+        first
     }
 
     /// Starts a new item in free slot `index` and polls its first attempt. With `direct`, an item

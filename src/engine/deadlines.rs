@@ -101,9 +101,17 @@ impl Timers {
     }
 
     /// A slot was created: it gets its timeout bookkeeping.
+    #[cfg(all(test, not(tasklane_loom)))]
     pub(crate) fn grow(&mut self) {
         if self.timeout.is_some() {
             self.links.push(Link::default());
+        }
+    }
+
+    /// Slots were made, up to `slots` in all ([`Timers::grow`] for each).
+    pub(crate) fn grow_to(&mut self, slots: usize) {
+        if self.timeout.is_some() {
+            self.links.resize_with(slots, Link::default);
         }
     }
 
