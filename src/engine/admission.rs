@@ -91,7 +91,8 @@ pub(crate) struct Gate {
     /// This lane's place in the shared limiters' lines.
     pub(super) waiter: Waiter,
     /// The lane's only limits are shared limiters (no rate of its own, no keyed budgets): a refill
-    /// may take the quick path ([`Gate::ask_quick`]).
+    /// may take the quick path ([`Gate::ask_quick`]). Kept, though `limiter` and `keyed` tell it:
+    /// read on every refill, one flag costs 9 instructions per item less than the two (callgrind).
     pub(super) quick: bool,
     /// The budget of the lane's one shared limiter, when it is an in-process
     /// [`Limiter`](crate::Limiter) (the same as `shared[0]`): the quick path asks it and gives its

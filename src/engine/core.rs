@@ -188,8 +188,7 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
                 while self.occupied < self.limit && !self.input_done && self.budget > 0 {
                     match pull(cx) {
                         Poll::Ready(Some(item)) => {
-                            let position = self.pulled;
-                            self.pulled = self.pulled.wrapping_add(1);
+                            let position = self.next_position();
                             let index = match self.free.last() {
                                 Some(&index) => index,
                                 None => self.grow(),
@@ -292,6 +291,14 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
             }
         }
         held
+    }
+
+    /// The input position of the item just pulled (0 for the first).
+    #[inline(always)]
+    pub(super) fn next_position(&mut self) -> usize {
+        let position = self.pulled;
+        self.pulled = self.pulled.wrapping_add(1);
+        position
     }
 
     /// Creates slots (the free list being empty): the rest of the arena's current chunk, or a new

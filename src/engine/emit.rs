@@ -103,8 +103,7 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
         if !self.input_done && self.budget > 0 {
             match pull(cx) {
                 Poll::Ready(Some(item)) => {
-                    let position = self.pulled;
-                    self.pulled = self.pulled.wrapping_add(1);
+                    let position = self.next_position();
                     let direct = self.start(index, item, position, false);
                     debug_assert!(direct.is_none());
                     return;

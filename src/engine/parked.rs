@@ -108,13 +108,8 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
     {
         match pull(cx) {
             Poll::Ready(Some(item)) => {
-                let position = self.pulled;
-                self.pulled = self.pulled.wrapping_add(1);
-                let cost = if M::COSTED && A::LIMITED {
-                    self.mode.cost(&item)
-                } else {
-                    1
-                };
+                let position = self.next_position();
+                let cost = self.cost_of(&item);
                 let keys = if M::KEYED && A::LIMITED {
                     let mut keys = self.parked.keys();
                     self.mode.keys(&item, &mut keys);
@@ -134,6 +129,17 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
                 None
             }
             Poll::Pending => None,
+        }
+    }
+
+    /// The units of every shared limiter that `item`'s attempts take (1 without `Lane::cost`, and
+    /// on a lane without limits: no code).
+    #[inline(always)]
+    fn cost_of(&mut self, item: &M::Item) -> u32 {
+        if M::COSTED && A::LIMITED {
+            self.mode.cost(item)
+        } else {
+            1
         }
     }
 
@@ -255,9 +261,8 @@ impl<M: Mode, O: Order<M::Output>, A: Admission> Core<M, O, A> {
         }
         match pull(cx) {
             Poll::Ready(Some(item)) => {
-                let position = self.pulled;
-                self.pulled = self.pulled.wrapping_add(1);
-                let cost = if M::COSTED { self.mode.cost(&item) } else { 1 };
+                let position = self.next_position();
+                let cost = self.cost_of(&item);
                 let gate = self.admission.gate();
                 match gate.ask_quick(index, cost, M::TIMED) {
                     None => {
