@@ -241,8 +241,10 @@ impl<M: Mode> Engine<M> {
     /// asks the input whether it has anything left instead (its `size_hint`), so that it ends with
     /// its last output, not a period later.
     ///
-    /// Out of line, so that the plain kinds' poll keeps the caller to itself.
-    #[inline(never)]
+    /// Inlined into the stream's `poll_next`, beside the plain kinds' poll: out of line, the call
+    /// and its second frame cost a limited lane 42 to 62 instructions per item (callgrind, L = 16),
+    /// against 0 to 2 that inlining costs a plain lane.
+    #[inline(always)]
     pub(crate) fn poll_limited<const INDEXED: bool, St>(
         &mut self,
         stream: Pin<&mut St>,

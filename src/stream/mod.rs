@@ -186,7 +186,7 @@ where
     M: TaskMode<Item = St::Item>,
 {
     /// Advances the lane, with or without taking an output out (see `engine::Core::poll_lane`).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn poll_lane(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -197,7 +197,7 @@ where
     }
 
     /// [`LaneStream::poll_lane`], with each output's input position when `INDEXED` (else 0).
-    #[inline]
+    #[inline(always)]
     fn poll_lane_at<const INDEXED: bool>(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
