@@ -344,7 +344,8 @@
 //!
 //! # Non-goals
 //!
-//! - Spawning, or any runtime-specific API (no timer of tokio's, async-std's or smol's is named).
+//! - Spawning, or any runtime-specific API (no runtime is named, except by the timer features
+//!   below, which only choose where a lane sleeps).
 //! - A limit of 0 meaning "unlimited": say `usize::MAX`.
 //!
 //! # Feature flags
@@ -354,6 +355,14 @@
 //!
 //! - `async-io`: use async-io's timer (the reactor behind smol and async-std) instead.
 //!   `tasklane = { version = "0.1", features = ["async-io"] }`
+//! - `tokio`: a lane that first reads the time inside a tokio runtime reads the runtime's clock and
+//!   sleeps on its timer: no timer thread, and tokio's paused clock (`tokio::time::pause`,
+//!   `#[tokio::test(start_paused = true)]`) drives the lane's timeouts, back-offs and rate limits.
+//!   Elsewhere, the timer above. The runtime needs its time driver (`enable_time` or `enable_all`,
+//!   as `#[tokio::main]` has). `tasklane = { version = "0.1", features = ["tokio"] }`
+//! - `wasm`: for `wasm32-unknown-unknown` in a browser: futures-timer's `setTimeout` timer, and
+//!   the browser's monotonic clock (std's `Instant` panics there).
+//!   `tasklane = { version = "0.1", features = ["wasm"] }`
 //! - `test-util`: `time::ManualClock`, `Configure::with_clock` (on a lane or a policy), to test
 //!   timeouts, back-offs, rate limits and progress by moving a clock by hand instead of sleeping.
 //!   `tasklane = { version = "0.1", features = ["test-util"] }`

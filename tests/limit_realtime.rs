@@ -93,6 +93,7 @@ fn two_lanes_on_two_threads_share_one_concurrency() {
         let t2 = std::thread::spawn(move || {
             let (run, both) = b();
             let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time() // the lanes' timers, with the `tokio` feature (`--all-features`)
                 .build()
                 .unwrap();
             let n = rt.block_on(run);

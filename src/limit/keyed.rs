@@ -16,7 +16,9 @@ use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::time::Instant;
 
 use super::budget::{Budget, UNLIMITED};
 use super::{answer_to_poll, Admit, LimitClock, LimitError, Verdict, Waiter};

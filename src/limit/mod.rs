@@ -146,9 +146,9 @@ mod admit;
 mod budget;
 mod keyed;
 
+use crate::time::Instant;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 pub(crate) use self::admit::answer_to_poll;
 pub use self::admit::{Admit, LimitError, Verdict, Waiter};
