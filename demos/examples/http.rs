@@ -40,9 +40,9 @@ struct Attempts {
 }
 
 /// Counts an attempt as a timeout if the lane drops it before it ends.
-struct Pending<'a>(&'a RefCell<Attempts>, bool);
+struct TimeoutGuard<'a>(&'a RefCell<Attempts>, bool);
 
-impl Drop for Pending<'_> {
+impl Drop for TimeoutGuard<'_> {
     fn drop(&mut self) {
         if !self.1 {
             *self.0.borrow_mut().by_kind.entry("timeout").or_insert(0) += 1;
@@ -113,9 +113,9 @@ fn main() {
                 };
                 let attempts = &attempts;
                 async move {
-                    let mut pending = Pending(attempts, false);
+                    let mut guard = TimeoutGuard(attempts, false);
                     let outcome = get(addr, &format!("/i/{item}/{attempt}")).await;
-                    pending.1 = true;
+                    guard.1 = true;
                     let kind = match &outcome {
                         Ok(_) => "200",
                         Err(e) => e.kind(),

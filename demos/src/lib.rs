@@ -17,8 +17,10 @@
 //! Why the accounting is exact: the server runs on one thread, and a request stays in progress
 //! from the moment its head is parsed until its answer is written, its connection reset, or (a
 //! stall) the client's close is read. A client that drops a stalled request closes its socket
-//! before it can open the next connection, and the server's one thread sees that close before it
-//! reads the next request, so the server never counts a request that the client already gave up.
+//! before it can open the next connection, and the server's one thread handles that close before
+//! it reads the next request, which arrives later: so the server never counts a request that the
+//! client already gave up (`tests/chaos.rs` checks the peak against the lane's limit on every
+//! run).
 
 use std::collections::HashMap;
 use std::fmt;
