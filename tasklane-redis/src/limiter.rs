@@ -1,0 +1,764 @@
+//! [`RedisLimiter`]: the builder, the state a process keeps, and the [`Admit`] implementation.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tasklane::limit::{Admit, LimitError, Verdict, Waiter};
+
+use crate::call::{self, Call, Pending, Reply};
+
+/// Where a [`RedisLimiter`] sends its calls: a [`redis::Client`] (the limiter makes its own
+/// [`ConnectionManager`], which reconnects after a fault, on the first call) or a
+/// [`ConnectionManager`] of yours (shared with your other Redis traffic).
+///
+/// ```
+/// let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+/// let backend: tasklane_redis::Backend = client.into();
+/// # let _ = backend;
+/// # Ok::<(), redis::RedisError>(())
+/// ```
+pub struct Backend(BackendKind);
+
+enum BackendKind {
+    Client(redis::Client),
+    Manager(ConnectionManager),
+}
+
+impl fmt::Debug for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            BackendKind::Client(client) => f
+                .debug_tuple("Backend::Client")
+                .field(&client.get_connection_info().addr())
+                .finish(),
+            BackendKind::Manager(_) => f.write_str("Backend::Manager"),
+        }
+    }
+}
+
+impl From<redis::Client> for Backend {
+    fn from(client: redis::Client) -> Self {
+        Backend(BackendKind::Client(client))
+    }
+}
+
+impl From<ConnectionManager> for Backend {
+    fn from(manager: ConnectionManager) -> Self {
+        Backend(BackendKind::Manager(manager))
+    }
+}
+
+/// The settings, as the builder leaves them.
+#[derive(Debug, Clone)]
+struct Settings {
+    /// Units per second; `None`: no rate.
+    per_second: Option<f64>,
+    burst: u32,
+    /// Units of the rate taken per round trip at most.
+    lease: u32,
+    concurrency: Option<u32>,
+    lease_ttl: Duration,
+    poll: Duration,
+    call_timeout: Duration,
+    fails_open: bool,
+}
+
+/// What a process keeps between calls.
+#[derive(Default)]
+struct State {
+    /// The connection, made on the first call from a [`redis::Client`] (inside the runtime, which
+    /// it needs). `None`: not made yet.
+    conn: Option<ConnectionManager>,
+    /// The call each waiter waits for, by waiter id: at most one per waiter.
+    calls: HashMap<u64, InFlight>,
+    /// Units of the rate granted by the server and not handed out yet (a lease of several).
+    pool: u32,
+    /// Lease ids of the concurrency granted and not handed out yet.
+    spare: Vec<String>,
+    /// Lease ids of running attempts, with when each was taken or last renewed.
+    held: VecDeque<(String, Instant)>,
+    /// Lease ids to give back with the next call (released, or taken by a call that failed).
+    to_free: Vec<String>,
+    /// Units of attempts that started although this limiter answered with an error (it fails
+    /// open): their release gives back nothing.
+    unbacked: u64,
+    /// The last lease id's number.
+    seq: u64,
+}
+
+/// A call in flight.
+struct InFlight {
+    reply: Pending,
+    /// The lease ids it takes (given back if the call fails: it may have taken them).
+    new: Vec<String>,
+    /// The lease ids it gives back (given back again if the call fails: a free is idempotent).
+    free: Vec<String>,
+}
+
+/// What the handles share.
+struct Inner {
+    settings: Settings,
+    backend: BackendKind,
+    /// `[{key}:gcra, {key}:lease]`.
+    keys: Arc<[String; 2]>,
+    script: Arc<redis::Script>,
+    /// This limiter's prefix of lease ids: unique across the fleet (random), so that a lease id is
+    /// nobody else's.
+    instance: String,
+    round_trips: AtomicU64,
+    state: Mutex<State>,
+}
+
+/// A rate (and optionally a concurrency) shared by every process that uses the same Redis key:
+/// GCRA in one Lua script on the server's clock. A cheap handle (`Clone`, `Send + Sync`): give it
+/// to each lane with [`limiter`](tasklane::Configure::limiter). See the [crate docs](crate).
+///
+/// # Default
+///
+/// - no rate and no concurrency (set at least one: a limiter with neither admits everything
+///   without a round trip);
+/// - [`burst`](RedisLimiter::burst) 1, [`lease`](RedisLimiter::lease) 1 (a round trip per start);
+/// - [`lease_ttl`](RedisLimiter::lease_ttl) 30 s, [`poll`](RedisLimiter::poll) 50 ms;
+/// - [`call_timeout`](RedisLimiter::call_timeout) 1 s, [`fail_closed`](RedisLimiter::fail_closed).
+///
+/// The builder methods configure a new limiter: call them before cloning it (a clone made before
+/// is another limiter, with the same key and backend but its own local state).
+///
+/// # Examples
+///
+/// ```no_run
+/// use futures::StreamExt;
+/// use tasklane::prelude::*;
+/// use tasklane_redis::RedisLimiter;
+///
+/// # #[tokio::main] async fn main() -> Result<(), redis::RedisError> {
+/// let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+/// let api = RedisLimiter::new(client, "api").rate(200.0).burst(10);
+/// let done = (0..100u32)
+///     .lane(16)
+///     .limiter(&api)
+///     .map_async(|x| async move { x })
+///     .count()
+///     .await;
+/// assert_eq!(done, 100);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisLimiter {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for RedisLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisLimiter")
+            .field("key", &self.inner.keys[0])
+            .field("settings", &self.inner.settings)
+            .field("round_trips", &self.round_trips())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisLimiter {
+    /// A limiter on the Redis key `key` (its keys are `{key}:gcra` and `{key}:lease`, one Cluster
+    /// slot), with no limit yet: add a [`rate`](RedisLimiter::rate) or a
+    /// [`concurrency`](RedisLimiter::concurrency). Every process that uses the same key and
+    /// settings shares one budget; the settings travel with each call, so keep them the same
+    /// across the fleet.
+    ///
+    /// `backend` is a [`redis::Client`] or a [`ConnectionManager`] (see [`Backend`]). Nothing is
+    /// sent before the first start.
+    ///
+    /// # Panics
+    ///
+    /// If `key` is empty or contains `{` or `}` (the limiter adds the hash tag itself).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+    /// let api = tasklane_redis::RedisLimiter::new(client, "api").rate(100.0);
+    /// assert_eq!(api.rate_limit(), Some(100.0));
+    /// # Ok::<(), redis::RedisError>(())
+    /// ```
+    #[track_caller]
+    pub fn new(backend: impl Into<Backend>, key: impl Into<String>) -> Self {
+        let key = key.into();
+        assert!(
+            !key.is_empty() && !key.contains(['{', '}']),
+            "tasklane-redis: `key` must be non-empty and without braces, got {key:?}"
+        );
+        let instance = format!("{:016x}", fastrand::u64(..));
+        RedisLimiter {
+            inner: Arc::new(Inner {
+                settings: Settings {
+                    per_second: None,
+                    burst: 1,
+                    lease: 1,
+                    concurrency: None,
+                    lease_ttl: Duration::from_secs(30),
+                    poll: Duration::from_millis(50),
+                    call_timeout: Duration::from_secs(1),
+                    fails_open: false,
+                },
+                backend: backend.into().0,
+                keys: Arc::new([format!("{{{key}}}:gcra"), format!("{{{key}}}:lease")]),
+                script: Arc::new(call::script()),
+                instance,
+                round_trips: AtomicU64::new(0),
+                state: Mutex::new(State::default()),
+            }),
+        }
+    }
+
+    /// This limiter with `f` applied to its settings.
+    fn with(self, f: impl FnOnce(&mut Settings)) -> Self {
+        let mut inner = match Arc::try_unwrap(self.inner) {
+            Ok(inner) => inner,
+            Err(shared) => Inner {
+                settings: shared.settings.clone(),
+                backend: match &shared.backend {
+                    BackendKind::Client(client) => BackendKind::Client(client.clone()),
+                    BackendKind::Manager(manager) => BackendKind::Manager(manager.clone()),
+                },
+                keys: Arc::clone(&shared.keys),
+                script: Arc::clone(&shared.script),
+                instance: format!("{:016x}", fastrand::u64(..)),
+                round_trips: AtomicU64::new(0),
+                state: Mutex::new(State::default()),
+            },
+        };
+        f(&mut inner.settings);
+        RedisLimiter {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// At most `per_second` starts per second over the fleet (units, with a lane's
+    /// [`cost`](tasklane::Lane::cost)), on the server's clock: GCRA, whose schedule lets
+    /// [`burst`](RedisLimiter::burst) units start at once after an idle time. In any window of
+    /// length `t`, at most `burst + per_second × t` units start (plus `lease − 1` per process
+    /// with [`lease`](RedisLimiter::lease)).
+    ///
+    /// # Panics
+    ///
+    /// If `per_second` is not a positive finite number.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+    /// let api = tasklane_redis::RedisLimiter::new(client, "api").rate(5000.0);
+    /// assert_eq!(api.rate_limit(), Some(5000.0));
+    /// # Ok::<(), redis::RedisError>(())
+    /// ```
+    #[track_caller]
+    pub fn rate(self, per_second: f64) -> Self {
+        assert!(
+            per_second.is_finite() && per_second > 0.0,
+            "tasklane-redis: `per_second` must be positive and finite, got {per_second}"
+        );
+        self.with(|s| s.per_second = Some(per_second))
+    }
+
+    /// Up to `burst` units may start at once after an idle time (1 by default: starts are evenly
+    /// spaced). Also the most units one start may cost.
+    ///
+    /// # Panics
+    ///
+    /// If `burst` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+    /// let api = tasklane_redis::RedisLimiter::new(client, "api").rate(100.0).burst(10);
+    /// assert_eq!(api.burst_limit(), 10);
+    /// # Ok::<(), redis::RedisError>(())
+    /// ```
+    #[track_caller]
+    pub fn burst(self, burst: u32) -> Self {
+        assert!(
+            burst > 0,
+            "tasklane-redis: `burst` must be at least 1, got 0"
+        );
+        self.with(|s| s.burst = burst)
+    }
+
+    /// Takes up to `units` units of the rate per round trip, keeps them in this process and hands
+    /// them out to later starts without a round trip: fewer calls under load, for some
+    /// precision. The server counts leased units as started when it grants them, so:
+    /// - a process may hold up to `units − 1` units ahead of use, so the fleet's bound loosens by
+    ///   up to `units − 1` per process (starts run ahead of the schedule by that much, never
+    ///   above the rate over a long run);
+    /// - units a process holds when it stops (or drops the limiter) are **lost**, not given back:
+    ///   the fleet starts that many fewer in that second. An attempt that was admitted and
+    ///   cancelled (it never started) gives its units back to this process's pool, for its next
+    ///   start.
+    ///
+    /// The server grants what its schedule allows at the time, at most `units` (at most `burst`):
+    /// give a burst of at least `units` for the lease to help.
+    ///
+    /// # Panics
+    ///
+    /// If `units` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+    /// let api = tasklane_redis::RedisLimiter::new(client, "api").rate(5000.0).burst(50).lease(8);
+    /// assert_eq!(api.lease_units(), 8);
+    /// # Ok::<(), redis::RedisError>(())
+    /// ```
+    #[track_caller]
+    pub fn lease(self, units: u32) -> Self {
+        assert!(
+            units > 0,
+            "tasklane-redis: `lease` units must be at least 1, got 0"
+        );
+        self.with(|s| s.lease = units)
+    }
+
+    /// At most `n` units in flight over the fleet. Each unit is a lease on the server with an
+    /// expiry ([`lease_ttl`](RedisLimiter::lease_ttl)), so the permits of a process that crashed
+    /// come back by themselves.
+    ///
+    /// Every start with a concurrency is a round trip (leases are not kept ahead of use). A unit
+    /// whose attempt ended is given back with this process's next call; a process that makes no
+    /// more calls leaves it to expire. A running attempt's lease is renewed by the process's
+    /// calls (those older than a third of the time to live): an attempt that outlives the time to
+    /// live in a process that makes no call meanwhile stops counting. When the concurrency is
+    /// full, a lane asks again after the earliest expiry or [`poll`](RedisLimiter::poll),
+    /// whichever comes first.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+    /// let db = tasklane_redis::RedisLimiter::new(client, "db").concurrency(20);
+    /// assert_eq!(db.limit(), Some(20));
+    /// # Ok::<(), redis::RedisError>(())
+    /// ```
+    #[track_caller]
+    pub fn concurrency(self, n: u32) -> Self {
+        assert!(
+            n > 0,
+            "tasklane-redis: `concurrency` must be at least 1, got 0"
+        );
+        self.with(|s| s.concurrency = Some(n))
+    }
+
+    /// How long a unit of the [`concurrency`](RedisLimiter::concurrency) lives on the server after
+    /// it is taken or renewed (30 s by default).
+    ///
+    /// # Panics
+    ///
+    /// If `ttl` is under 1 ms.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+    /// use std::time::Duration;
+    /// let db = tasklane_redis::RedisLimiter::new(client, "db")
+    ///     .concurrency(20)
+    ///     .lease_ttl(Duration::from_secs(5));
+    /// # let _ = db;
+    /// # Ok::<(), redis::RedisError>(())
+    /// ```
+    #[track_caller]
+    pub fn lease_ttl(self, ttl: Duration) -> Self {
+        assert!(
+            ttl >= Duration::from_millis(1),
+            "tasklane-redis: `lease_ttl` must be at least 1 ms, got {ttl:?}"
+        );
+        self.with(|s| s.lease_ttl = ttl)
+    }
+
+    /// The longest a lane waits before asking again while the
+    /// [`concurrency`](RedisLimiter::concurrency) is full (50 ms by default): a unit that comes
+    /// back elsewhere in the fleet is seen this late at most.
+    ///
+    /// # Panics
+    ///
+    /// If `interval` is under 1 ms.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+    /// use std::time::Duration;
+    /// let db = tasklane_redis::RedisLimiter::new(client, "db")
+    ///     .concurrency(20)
+    ///     .poll(Duration::from_millis(10));
+    /// # let _ = db;
+    /// # Ok::<(), redis::RedisError>(())
+    /// ```
+    #[track_caller]
+    pub fn poll(self, interval: Duration) -> Self {
+        assert!(
+            interval >= Duration::from_millis(1),
+            "tasklane-redis: `poll` interval must be at least 1 ms, got {interval:?}"
+        );
+        self.with(|s| s.poll = interval)
+    }
+
+    /// The time limit on each call to the server (1 s by default), on futures-timer's timer (no
+    /// runtime named). A call that has no answer by then is an error
+    /// ([`fail_open`](RedisLimiter::fail_open) says what the lane does with it); a unit it may
+    /// have taken is given back (concurrency) or lost (rate).
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+    /// use std::time::Duration;
+    /// let api = tasklane_redis::RedisLimiter::new(client, "api")
+    ///     .rate(100.0)
+    ///     .call_timeout(Duration::from_millis(250));
+    /// # let _ = api;
+    /// # Ok::<(), redis::RedisError>(())
+    /// ```
+    #[track_caller]
+    pub fn call_timeout(self, limit: Duration) -> Self {
+        assert!(
+            !limit.is_zero(),
+            "tasklane-redis: `call_timeout` must be more than zero"
+        );
+        self.with(|s| s.call_timeout = limit)
+    }
+
+    /// When the server cannot be asked (down, unreachable, too slow), let the attempt start
+    /// ([`Admit::fails_open`]): availability over the limit. While it is down the fleet is not
+    /// limited.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+    /// use tasklane::limit::Admit;
+    /// let api = tasklane_redis::RedisLimiter::new(client, "api").rate(100.0).fail_open();
+    /// assert!(api.fails_open());
+    /// # Ok::<(), redis::RedisError>(())
+    /// ```
+    pub fn fail_open(self) -> Self {
+        self.with(|s| s.fails_open = true)
+    }
+
+    /// When the server cannot be asked, fail the item (the default): the lane's error says why
+    /// ([`tasklane::Error::limit_error`]). On a lane whose items cannot fail (no
+    /// [`timeout`](tasklane::Configure::timeout) or [`retry`](tasklane::Configure::retry)) the
+    /// attempt starts all the same.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+    /// use tasklane::limit::Admit;
+    /// let api = tasklane_redis::RedisLimiter::new(client, "api").fail_open().fail_closed();
+    /// assert!(!api.fails_open());
+    /// # Ok::<(), redis::RedisError>(())
+    /// ```
+    pub fn fail_closed(self) -> Self {
+        self.with(|s| s.fails_open = false)
+    }
+
+    /// The rate, starts per second (`None`: no rate).
+    ///
+    /// ```
+    /// # let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+    /// assert_eq!(tasklane_redis::RedisLimiter::new(client, "api").rate_limit(), None);
+    /// # Ok::<(), redis::RedisError>(())
+    /// ```
+    pub fn rate_limit(&self) -> Option<f64> {
+        self.inner.settings.per_second
+    }
+
+    /// The burst.
+    ///
+    /// ```
+    /// # let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+    /// assert_eq!(tasklane_redis::RedisLimiter::new(client, "api").burst_limit(), 1);
+    /// # Ok::<(), redis::RedisError>(())
+    /// ```
+    pub fn burst_limit(&self) -> u32 {
+        self.inner.settings.burst
+    }
+
+    /// The most units of the rate taken per round trip.
+    ///
+    /// ```
+    /// # let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+    /// assert_eq!(tasklane_redis::RedisLimiter::new(client, "api").lease_units(), 1);
+    /// # Ok::<(), redis::RedisError>(())
+    /// ```
+    pub fn lease_units(&self) -> u32 {
+        self.inner.settings.lease
+    }
+
+    /// The concurrency (`None`: none).
+    ///
+    /// ```
+    /// # let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+    /// assert_eq!(tasklane_redis::RedisLimiter::new(client, "api").limit(), None);
+    /// # Ok::<(), redis::RedisError>(())
+    /// ```
+    pub fn limit(&self) -> Option<u32> {
+        self.inner.settings.concurrency
+    }
+
+    /// Calls sent to the server so far by this limiter (every handle of it), answered or not.
+    ///
+    /// ```
+    /// # let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+    /// assert_eq!(tasklane_redis::RedisLimiter::new(client, "api").round_trips(), 0);
+    /// # Ok::<(), redis::RedisError>(())
+    /// ```
+    pub fn round_trips(&self) -> u64 {
+        self.inner.round_trips.load(Ordering::Relaxed)
+    }
+
+    /// Units of the rate this process holds ahead of use (see [`lease`](RedisLimiter::lease)).
+    ///
+    /// ```
+    /// # let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+    /// assert_eq!(tasklane_redis::RedisLimiter::new(client, "api").leased(), 0);
+    /// # Ok::<(), redis::RedisError>(())
+    /// ```
+    pub fn leased(&self) -> u32 {
+        self.inner.state().pool
+    }
+}
+
+impl Inner {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while the lock is held leaves counts that are still whole numbers: go on.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands out `cost` units from what this process holds, if it holds enough.
+    fn take(&self, st: &mut State, cost: u32) -> bool {
+        let s = &self.settings;
+        let rate_ok = s.per_second.is_none() || st.pool >= cost;
+        let conc_ok = s.concurrency.is_none() || st.spare.len() >= cost as usize;
+        if !(rate_ok && conc_ok) {
+            return false;
+        }
+        if s.per_second.is_some() {
+            st.pool -= cost;
+        }
+        if s.concurrency.is_some() {
+            let now = Instant::now();
+            let at = st.spare.len() - cost as usize;
+            let ids: Vec<String> = st.spare.drain(at..).collect();
+            st.held.extend(ids.into_iter().map(|id| (id, now)));
+        }
+        true
+    }
+
+    /// Makes the call that asks for what `cost` units lack, with the frees and renewals due.
+    fn send(&self, st: &mut State, cost: u32) -> Result<InFlight, LimitError> {
+        let s = &self.settings;
+        let conn = match (&mut st.conn, &self.backend) {
+            (Some(conn), _) => conn.clone(),
+            (None, BackendKind::Manager(manager)) => manager.clone(),
+            (slot @ None, BackendKind::Client(client)) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(s.call_timeout))
+                    .set_response_timeout(None)
+                    .set_min_delay(Duration::from_millis(10))
+                    .set_max_delay(Duration::from_millis(100))
+                    .set_number_of_retries(5);
+                let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)
+                    .map_err(|e| LimitError::new(format!("redis: {e}")))?;
+                slot.insert(manager).clone()
+            }
+        };
+        let want = match s.per_second {
+            Some(_) if st.pool < cost => cost,
+            _ => 0,
+        };
+        let mut call = Call {
+            interval_us: s.per_second.map_or(0.0, |r| 1e6 / r),
+            burst: s.burst,
+            want,
+            most: want.max(s.lease.min(s.burst)),
+            limit: s.concurrency.unwrap_or(0),
+            ttl_ms: s.lease_ttl.as_millis().try_into().unwrap_or(u64::MAX),
+            poll_ms: s.poll.as_millis().try_into().unwrap_or(u64::MAX),
+            free: std::mem::take(&mut st.to_free),
+            ..Call::default()
+        };
+        if s.concurrency.is_some() {
+            let lacking = (cost as usize).saturating_sub(st.spare.len());
+            for _ in 0..lacking {
+                st.seq += 1;
+                call.new.push(format!("{}:{}", self.instance, st.seq));
+            }
+            // Renew the leases of running attempts taken or renewed a third of their life ago.
+            let now = Instant::now();
+            let due = s.lease_ttl / 3;
+            for (id, at) in st.held.iter_mut() {
+                if call.renew.len() == 64 {
+                    break;
+                }
+                if now.duration_since(*at) >= due {
+                    *at = now;
+                    call.renew.push(id.clone());
+                }
+            }
+        }
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let reply = call.send(&self.script, &self.keys, conn, s.call_timeout);
+        Ok(InFlight {
+            reply,
+            new: call.new,
+            free: call.free,
+        })
+    }
+
+    /// What the reply of `call` means for `cost` units: `None` when it granted units (then hand
+    /// them out, or ask again).
+    fn settle(
+        &self,
+        call: InFlight,
+        reply: Result<Reply, LimitError>,
+        cost: u32,
+    ) -> Option<Result<Verdict, LimitError>> {
+        let mut st = self.state();
+        match reply {
+            Ok(Reply::Granted(units)) => {
+                if self.settings.per_second.is_some() {
+                    st.pool = st.pool.saturating_add(units);
+                }
+                st.spare.extend(call.new);
+                None
+            }
+            // The script took none of the new leases, and applied the frees.
+            Ok(Reply::Denied(after)) => Some(Ok(Verdict::NotBefore(after))),
+            Err(err) => {
+                // It may have taken the new leases, and may not have applied the frees.
+                st.to_free.extend(call.new);
+                st.to_free.extend(call.free);
+                if self.settings.fails_open {
+                    st.unbacked += u64::from(cost);
+                }
+                Some(Err(err))
+            }
+        }
+    }
+
+    /// Gives back `cost` units of an attempt that ended or never started: leases to free with the
+    /// next call, and (`cancelled`) the rate's units to this process's pool.
+    fn give_back(&self, cost: u32, cancelled: bool) {
+        let s = &self.settings;
+        if s.per_second.is_none() && s.concurrency.is_none() {
+            return;
+        }
+        let mut st = self.state();
+        let unbacked = st.unbacked.min(u64::from(cost));
+        st.unbacked -= unbacked;
+        let cost = cost - unbacked as u32;
+        if cancelled && s.per_second.is_some() {
+            st.pool = st.pool.saturating_add(cost);
+        }
+        for _ in 0..cost {
+            match st.held.pop_back() {
+                Some((id, _)) => st.to_free.push(id),
+                None => break,
+            }
+        }
+    }
+}
+
+impl Admit for RedisLimiter {
+    fn poll_admit(
+        &self,
+        waiter: &Waiter,
+        cost: u32,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Verdict, LimitError>> {
+        let inner = &*self.inner;
+        let s = &inner.settings;
+        if s.per_second.is_none() && s.concurrency.is_none() {
+            return Poll::Ready(Ok(Verdict::Admitted));
+        }
+        let id = waiter.id();
+        // The waiter's call in flight, if any (polled without the lock: other lanes go on).
+        let mut call = inner.state().calls.remove(&id);
+        // Bounded: a granted reply is handed out at once, or a new call is sent and polled once.
+        for _ in 0..3 {
+            if let Some(mut in_flight) = call.take() {
+                match in_flight.reply.as_mut().poll(cx) {
+                    Poll::Pending => {
+                        inner.state().calls.insert(id, in_flight);
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(reply) => {
+                        if let Some(verdict) = inner.settle(in_flight, reply, cost) {
+                            return Poll::Ready(verdict);
+                        }
+                    }
+                }
+            }
+            let mut st = inner.state();
+            if inner.take(&mut st, cost) {
+                return Poll::Ready(Ok(Verdict::Admitted));
+            }
+            match inner.send(&mut st, cost) {
+                Ok(in_flight) => call = Some(in_flight),
+                Err(err) => {
+                    if s.fails_open {
+                        st.unbacked += u64::from(cost);
+                    }
+                    return Poll::Ready(Err(err));
+                }
+            }
+        }
+        // Granted twice and handed out to others both times: ask again soon.
+        if let Some(in_flight) = call {
+            inner.state().calls.insert(id, in_flight);
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    fn release(&self, cost: u32) {
+        self.inner.give_back(cost, false);
+    }
+
+    fn cancel(&self, _: &Waiter, cost: u32) {
+        self.inner.give_back(cost, true);
+    }
+
+    fn leave(&self, waiter: &Waiter) {
+        let mut st = self.inner.state();
+        if let Some(call) = st.calls.remove(&waiter.id()) {
+            // Dropped unanswered: it may have taken its leases.
+            st.to_free.extend(call.new);
+            st.to_free.extend(call.free);
+        }
+    }
+
+    fn can_ever_admit(&self, cost: u32) -> bool {
+        let s = &self.inner.settings;
+        (s.per_second.is_none() || cost <= s.burst) && s.concurrency.map_or(true, |n| cost <= n)
+    }
+
+    fn fails_open(&self) -> bool {
+        self.inner.settings.fails_open
+    }
+}
