@@ -11,12 +11,17 @@
 -- ARGV[5]  limit         the concurrency (0: no concurrency)
 -- ARGV[6]  ttl           milliseconds a lease lives after it is taken or renewed
 -- ARGV[7]  poll          milliseconds to wait at most before asking again when the concurrency is full
--- ARGV[8]  nfree, ARGV[9] nrenew, ARGV[10] nnew: then nfree lease ids to give back, nrenew to
+-- ARGV[8]  ahead         microseconds ahead a denied call may reserve its units of the rate
+-- ARGV[9]  nfree, ARGV[10] nrenew, ARGV[11] nnew: then nfree lease ids to give back, nrenew to
 --          renew, nnew to take (all or none)
 --
 -- Returns {1, units, 0}: admitted, with `units` of the rate (want <= units <= most) and the new
 --         leases taken;
---         {0, 0, retry}: the rate denies `want` units for `retry` microseconds more;
+--         {3, units, wait}: reserved: `units` units (want <= units <= most, as many as fit) and
+--         the new leases are the caller's, to start in `wait` microseconds (at most `ahead`),
+--         without asking again;
+--         {0, 0, retry}: the rate denies `want` units: ask again in `retry` microseconds, when
+--         they could be reserved;
 --         {2, 0, retry}: the concurrency is full; ask again in `retry` microseconds.
 -- Frees and renewals are applied whatever the answer.
 
@@ -30,12 +35,13 @@ local most = tonumber(ARGV[4])
 local limit = tonumber(ARGV[5])
 local ttl = tonumber(ARGV[6])
 local poll = tonumber(ARGV[7])
-local nfree = tonumber(ARGV[8])
-local nrenew = tonumber(ARGV[9])
-local nnew = tonumber(ARGV[10])
+local ahead = tonumber(ARGV[8])
+local nfree = tonumber(ARGV[9])
+local nrenew = tonumber(ARGV[10])
+local nnew = tonumber(ARGV[11])
 
 -- The concurrency: give back, renew, forget the expired, then check room for the new leases.
-local at = 11
+local at = 12
 if nfree + nrenew + nnew > 0 then
   for _ = 1, nfree do
     redis.call('ZREM', KEYS[2], ARGV[at])
@@ -60,6 +66,8 @@ end
 -- The rate: GCRA. `tat` is when the schedule is free again; `burst` units fit in
 -- [now, now + burst * interval], so `room` units may start now.
 local units = want
+local status = 1
+local wait = 0
 if interval > 0 and want > 0 then
   local tat = now
   local stored = redis.call('GET', KEYS[1])
@@ -67,10 +75,18 @@ if interval > 0 and want > 0 then
     tat = math.max(tonumber(stored), now)
   end
   local room = math.floor((now + burst * interval - tat) / interval + 1e-9)
-  if room < want then
-    return {0, 0, math.max(math.ceil(tat + want * interval - burst * interval - now), 1)}
+  if room >= want then
+    units = math.min(room, most)
+  else
+    -- Not now: reserve as many units (want..most) as fit in the schedule within `ahead`.
+    local fit = math.floor((now + ahead + burst * interval - tat) / interval + 1e-9)
+    if fit < want then
+      return {0, 0, math.max(math.ceil(tat + want * interval - burst * interval - now - ahead), 1)}
+    end
+    units = math.min(fit, most)
+    status = 3
+    wait = math.max(math.ceil(tat + units * interval - burst * interval - now), 1)
   end
-  units = math.min(room, most)
   tat = tat + units * interval
   -- Kept while it says anything: once `tat` has passed, a missing key means the same.
   redis.call('SET', KEYS[1], string.format('%.17g', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
@@ -85,4 +101,4 @@ end
 if nnew + nrenew > 0 then
   redis.call('PEXPIRE', KEYS[2], ttl)
 end
-return {1, units, 0}
+return {status, units, wait}

@@ -22,6 +22,9 @@ pub(crate) enum Reply {
     /// Admitted: this many units of the rate (at least the units asked for, at most the lease),
     /// and every new lease id of the call.
     Granted(u32),
+    /// Reserved: this many units of the rate (and every new lease id of the call) are the
+    /// caller's, to start after this long, without asking again.
+    Reserved(u32, Duration),
     /// Denied (by the rate or the concurrency): ask again after this long.
     Denied(Duration),
 }
@@ -43,6 +46,8 @@ pub(crate) struct Call {
     pub(crate) limit: u32,
     pub(crate) ttl_ms: u64,
     pub(crate) poll_ms: u64,
+    /// Microseconds ahead a denied call may reserve its units.
+    pub(crate) ahead_us: u64,
     /// Lease ids to give back.
     pub(crate) free: Vec<String>,
     /// Lease ids to renew.
@@ -94,6 +99,7 @@ impl Call {
             self.limit.to_string(),
             self.ttl_ms.to_string(),
             self.poll_ms.to_string(),
+            self.ahead_us.to_string(),
             self.free.len().to_string(),
             self.renew.len().to_string(),
             self.new.len().to_string(),
@@ -109,6 +115,10 @@ impl Call {
 fn parse((status, units, retry_us): (i64, i64, i64)) -> Result<Reply, LimitError> {
     match status {
         1 => Ok(Reply::Granted(u32::try_from(units).unwrap_or(u32::MAX))),
+        3 => Ok(Reply::Reserved(
+            u32::try_from(units).unwrap_or(u32::MAX),
+            Duration::from_micros(u64::try_from(retry_us).unwrap_or(0).max(1)),
+        )),
         0 | 2 => Ok(Reply::Denied(Duration::from_micros(
             u64::try_from(retry_us).unwrap_or(0).max(1),
         ))),
@@ -133,6 +143,10 @@ mod tests {
             parse((2, 0, 0)),
             Ok(Reply::Denied(Duration::from_micros(1)))
         );
+        assert_eq!(
+            parse((3, 1, 250)),
+            Ok(Reply::Reserved(1, Duration::from_micros(250)))
+        );
         assert!(parse((7, 0, 0)).is_err());
     }
 
@@ -146,13 +160,14 @@ mod tests {
             limit: 3,
             ttl_ms: 30_000,
             poll_ms: 20,
+            ahead_us: 100_000,
             free: vec!["a".into()],
             renew: vec![],
             new: vec!["b".into(), "c".into()],
         };
         assert_eq!(
             call.args(),
-            ["200", "5", "1", "4", "3", "30000", "20", "1", "0", "2", "a", "b", "c"]
+            ["200", "5", "1", "4", "3", "30000", "20", "100000", "1", "0", "2", "a", "b", "c"]
         );
     }
 }

@@ -64,6 +64,8 @@ struct Settings {
     concurrency: Option<u32>,
     lease_ttl: Duration,
     poll: Duration,
+    /// How far ahead a denied start may reserve its units.
+    ahead: Duration,
     call_timeout: Duration,
     fails_open: bool,
 }
@@ -76,6 +78,8 @@ struct State {
     conn: Option<ConnectionManager>,
     /// The call each waiter waits for, by waiter id: at most one per waiter.
     calls: HashMap<u64, InFlight>,
+    /// The units each waiter reserved, by waiter id (a waiter with a reservation has no call).
+    reserved: HashMap<u64, Reservation>,
     /// Units of the rate granted by the server and not handed out yet (a lease of several).
     pool: u32,
     /// Lease ids of the concurrency granted and not handed out yet.
@@ -98,6 +102,14 @@ struct InFlight {
     new: Vec<String>,
     /// The lease ids it gives back (given back again if the call fails: a free is idempotent).
     free: Vec<String>,
+}
+
+/// Units of the rate reserved on the server for one waiter, from a time on.
+struct Reservation {
+    units: u32,
+    at: Instant,
+    /// The lease ids the reserving call took.
+    ids: Vec<String>,
 }
 
 /// What the handles share.
@@ -123,6 +135,7 @@ struct Inner {
 /// - no rate and no concurrency (set at least one: a limiter with neither admits everything
 ///   without a round trip);
 /// - [`burst`](RedisLimiter::burst) 1, [`lease`](RedisLimiter::lease) 1 (a round trip per start);
+/// - [`reserve_ahead`](RedisLimiter::reserve_ahead) 100 ms;
 /// - [`lease_ttl`](RedisLimiter::lease_ttl) 30 s, [`poll`](RedisLimiter::poll) 50 ms;
 /// - [`call_timeout`](RedisLimiter::call_timeout) 1 s, [`fail_closed`](RedisLimiter::fail_closed).
 ///
@@ -202,6 +215,7 @@ impl RedisLimiter {
                     concurrency: None,
                     lease_ttl: Duration::from_secs(30),
                     poll: Duration::from_millis(50),
+                    ahead: Duration::from_millis(100),
                     call_timeout: Duration::from_secs(1),
                     fails_open: false,
                 },
@@ -322,6 +336,32 @@ impl RedisLimiter {
             "tasklane-redis: `lease` units must be at least 1, got 0"
         );
         self.with(|s| s.lease = units)
+    }
+
+    /// How far ahead a start the rate denies may reserve its place in the schedule (100 ms by
+    /// default). Within it, the server takes the units for this start at the time the schedule
+    /// has room, and the lane waits until then on its own timer and starts without asking again:
+    /// one round trip per start, however many lanes wait. Further ahead, the lane is told when to
+    /// ask again (when its start would fit within `ahead`). `Duration::ZERO` never reserves:
+    /// every lane the rate denies asks again when the schedule has room, and the lanes that lose
+    /// that race ask once more.
+    ///
+    /// A reservation is a promise: the units are taken on the server when it is made. A lane
+    /// dropped while it waits for its reserved time loses them (the fleet starts that many fewer).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+    /// use std::time::Duration;
+    /// let api = tasklane_redis::RedisLimiter::new(client, "api")
+    ///     .rate(100.0)
+    ///     .reserve_ahead(Duration::from_millis(250));
+    /// # let _ = api;
+    /// # Ok::<(), redis::RedisError>(())
+    /// ```
+    pub fn reserve_ahead(self, ahead: Duration) -> Self {
+        self.with(|s| s.ahead = ahead)
     }
 
     /// At most `n` units in flight over the fleet. Each unit is a lease on the server with an
@@ -599,6 +639,7 @@ impl Inner {
             limit: s.concurrency.unwrap_or(0),
             ttl_ms: s.lease_ttl.as_millis().try_into().unwrap_or(u64::MAX),
             poll_ms: s.poll.as_millis().try_into().unwrap_or(u64::MAX),
+            ahead_us: s.ahead.as_micros().try_into().unwrap_or(u64::MAX),
             free: std::mem::take(&mut st.to_free),
             ..Call::default()
         };
@@ -634,6 +675,7 @@ impl Inner {
     /// them out, or ask again).
     fn settle(
         &self,
+        waiter: u64,
         call: InFlight,
         reply: Result<Reply, LimitError>,
         cost: u32,
@@ -646,6 +688,12 @@ impl Inner {
                 }
                 st.spare.extend(call.new);
                 None
+            }
+            Ok(Reply::Reserved(units, after)) => {
+                let at = Instant::now() + after;
+                let ids = call.new;
+                st.reserved.insert(waiter, Reservation { units, at, ids });
+                Some(Ok(Verdict::NotBefore(after)))
             }
             // The script took none of the new leases, and applied the frees.
             Ok(Reply::Denied(after)) => Some(Ok(Verdict::NotBefore(after))),
@@ -697,8 +745,27 @@ impl Admit for RedisLimiter {
             return Poll::Ready(Ok(Verdict::Admitted));
         }
         let id = waiter.id();
-        // The waiter's call in flight, if any (polled without the lock: other lanes go on).
-        let mut call = inner.state().calls.remove(&id);
+        let mut call = {
+            let mut st = inner.state();
+            // Units in hand (a lease, a cancelled attempt's) go first.
+            if inner.take(&mut st, cost) {
+                return Poll::Ready(Ok(Verdict::Admitted));
+            }
+            // A reservation whose time has come: its units are this waiter's.
+            if let Some(reservation) = st.reserved.get(&id) {
+                let now = Instant::now();
+                if reservation.at > now {
+                    return Poll::Ready(Ok(Verdict::NotBefore(reservation.at - now)));
+                }
+                let reservation = st.reserved.remove(&id).expect("just seen");
+                if s.per_second.is_some() {
+                    st.pool = st.pool.saturating_add(reservation.units);
+                }
+                st.spare.extend(reservation.ids);
+            }
+            // The waiter's call in flight, if any (polled without the lock: other lanes go on).
+            st.calls.remove(&id)
+        };
         // Bounded: a granted reply is handed out at once, or a new call is sent and polled once.
         for _ in 0..3 {
             if let Some(mut in_flight) = call.take() {
@@ -708,7 +775,7 @@ impl Admit for RedisLimiter {
                         return Poll::Pending;
                     }
                     Poll::Ready(reply) => {
-                        if let Some(verdict) = inner.settle(in_flight, reply, cost) {
+                        if let Some(verdict) = inner.settle(id, in_flight, reply, cost) {
                             return Poll::Ready(verdict);
                         }
                     }
@@ -750,6 +817,10 @@ impl Admit for RedisLimiter {
             // Dropped unanswered: it may have taken its leases.
             st.to_free.extend(call.new);
             st.to_free.extend(call.free);
+        }
+        if let Some(reservation) = st.reserved.remove(&waiter.id()) {
+            // Its units are lost: handing them to another waiter now would start them early.
+            st.to_free.extend(reservation.ids);
         }
     }
 
