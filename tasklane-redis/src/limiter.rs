@@ -826,7 +826,7 @@ impl Admit for RedisLimiter {
 
     fn can_ever_admit(&self, cost: u32) -> bool {
         let s = &self.inner.settings;
-        (s.per_second.is_none() || cost <= s.burst) && s.concurrency.map_or(true, |n| cost <= n)
+        (s.per_second.is_none() || cost <= s.burst) && s.concurrency.is_none_or(|n| cost <= n)
     }
 
     fn fails_open(&self) -> bool {

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Runs `f` on a thread of its own and fails if it takes longer than `limit`.
-pub fn watchdog<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send + 'static) -> R {
+pub(crate) fn watchdog<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send + 'static) -> R {
     let (tx, rx) = std::sync::mpsc::channel();
     let body = std::thread::spawn(move || {
         let out = f();
@@ -28,14 +28,14 @@ pub fn watchdog<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send
 
 /// A `redis-server` of the test's own on 127.0.0.1, killed when dropped.
 #[derive(Debug)]
-pub struct Server {
-    pub port: u16,
+pub(crate) struct Server {
+    pub(crate) port: u16,
     child: Option<Child>,
 }
 
 impl Server {
     /// Starts one on a free port, and waits until it answers.
-    pub fn start() -> Server {
+    pub(crate) fn start() -> Server {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -46,12 +46,12 @@ impl Server {
     }
 
     /// The URL to connect to.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
     /// Kills it (SIGKILL: as a crash) and waits until it is gone.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -59,7 +59,7 @@ impl Server {
     }
 
     /// Starts it again on the same port (after [`kill`](Server::kill)), and waits until it answers.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         assert!(self.child.is_none(), "the server still runs");
         let mut command = Command::new("redis-server");
         command
@@ -107,7 +107,7 @@ impl Drop for Server {
 
 /// The server the tests share: `TASKLANE_REDIS_URL` (set by .ci/run), else one of this test
 /// binary's own, started on first use.
-pub fn shared_url() -> String {
+pub(crate) fn shared_url() -> String {
     use std::sync::OnceLock;
     static OWN: OnceLock<String> = OnceLock::new();
     if let Ok(url) = std::env::var("TASKLANE_REDIS_URL") {
@@ -129,7 +129,7 @@ pub fn shared_url() -> String {
 }
 
 /// A key no other test (or run) uses.
-pub fn fresh_key(name: &str) -> String {
+pub(crate) fn fresh_key(name: &str) -> String {
     format!("test:{name}:{:016x}", fastrand_u64())
 }
 
