@@ -9,7 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Runs `f` on a thread of its own and fails if it takes longer than `limit`.
-pub(crate) fn watchdog<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send + 'static) -> R {
+pub(crate) fn watchdog<R: Send + 'static>(
+    limit: Duration,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> R {
     let (tx, rx) = std::sync::mpsc::channel();
     let body = std::thread::spawn(move || {
         let out = f();
@@ -48,6 +51,11 @@ impl Server {
     /// The URL to connect to.
     pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Its process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server runs").id()
     }
 
     /// Kills it (SIGKILL: as a crash) and waits until it is gone.
