@@ -1,5 +1,5 @@
 //! A rate (and optionally a concurrency) shared by every process of a fleet through Redis, for
-//! [tasklane](tasklane)'s lanes: [`RedisLimiter`] implements [`tasklane::limit::Admit`], so
+//! [tasklane]'s lanes: [`RedisLimiter`] implements [`tasklane::limit::Admit`], so
 //! `.limiter(&redis_limiter)` on any lane, policy or pool makes every process that uses the same
 //! key draw on one budget.
 //!
