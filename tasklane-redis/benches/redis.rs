@@ -15,8 +15,7 @@ use futures::stream::{self, StreamExt};
 use tasklane::prelude::*;
 use tasklane_redis::RedisLimiter;
 
-#[allow(dead_code)]
-// reason: the bench uses the server of the tests' helpers only
+// The tests' helpers (this bench uses their server only; the file allows its own dead code).
 #[path = "../tests/common/mod.rs"]
 mod common;
 
