@@ -369,8 +369,8 @@ impl RedisLimiter {
     /// come back by themselves.
     ///
     /// Every start with a concurrency is a round trip (leases are not kept ahead of use). A unit
-    /// whose attempt ended is given back with this process's next call; a process that makes no
-    /// more calls leaves it to expire. A running attempt's lease is renewed by the process's
+    /// whose attempt ended is given back with this process's next call, or by
+    /// [`flush`](RedisLimiter::flush); a process that does neither leaves it to expire. A running attempt's lease is renewed by the process's
     /// calls (those older than a third of the time to live): an attempt that outlives the time to
     /// live in a process that makes no call meanwhile stops counting. When the concurrency is
     /// full, a lane asks again after the earliest expiry or [`poll`](RedisLimiter::poll),
@@ -569,6 +569,70 @@ impl RedisLimiter {
     /// ```
     pub fn round_trips(&self) -> u64 {
         self.inner.round_trips.load(Ordering::Relaxed)
+    }
+
+    /// Gives back now the concurrency's leases of attempts that ended, instead of with the next
+    /// call (a process that makes no more calls would otherwise leave them to expire after
+    /// [`lease_ttl`](RedisLimiter::lease_ttl)). One round trip, if there is anything to give back.
+    /// Await it where the lanes run (with `tokio-comp`, inside the tokio runtime), for example at
+    /// the end of a batch.
+    ///
+    /// [`release`](Admit::release) cannot send them itself: it is called from a lane's
+    /// `poll_next` and must not block, and sending from there without a task of its own would need
+    /// a runtime to spawn on, which this crate does not name.
+    ///
+    /// # Errors
+    ///
+    /// When the server did not answer within [`call_timeout`](RedisLimiter::call_timeout); the
+    /// leases then go with the next call, or expire.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use futures::StreamExt;
+    /// use tasklane::prelude::*;
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+    /// let db = tasklane_redis::RedisLimiter::new(client, "db").concurrency(10);
+    /// let n = (0..100u32).lane(16).limiter(&db).map_async(|x| async move { x }).count().await;
+    /// assert_eq!(n, 100);
+    /// db.flush().await?; // the last 10 leases go back now, not in 30 s
+    /// # Ok(()) }
+    /// ```
+    pub async fn flush(&self) -> Result<(), LimitError> {
+        let inner = &*self.inner;
+        let (pending, free) = {
+            let mut st = inner.state();
+            if st.to_free.is_empty() {
+                return Ok(());
+            }
+            let Some(conn) = st.conn.clone().or_else(|| match &inner.backend {
+                BackendKind::Manager(manager) => Some(manager.clone()),
+                BackendKind::Client(_) => None,
+            }) else {
+                return Ok(());
+            };
+            let call = Call {
+                free: std::mem::take(&mut st.to_free),
+                ..Call::default()
+            };
+            inner.round_trips.fetch_add(1, Ordering::Relaxed);
+            let pending = call.send(
+                &inner.script,
+                &inner.keys,
+                conn,
+                inner.settings.call_timeout,
+            );
+            (pending, call.free)
+        };
+        match pending.await {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                inner.state().to_free.extend(free);
+                Err(err)
+            }
+        }
     }
 
     /// Units of the rate this process holds ahead of use (see [`lease`](RedisLimiter::lease)).

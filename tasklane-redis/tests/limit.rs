@@ -303,3 +303,57 @@ fn a_waiter_that_leaves_drops_its_call() {
         })
     });
 }
+
+/// Two lanes with a limiter each (two processes, as the server sees them) share
+/// `concurrency(3)`: at most 3 attempts run at once over both, and every lease comes back.
+#[test]
+fn two_lanes_with_a_limiter_each_share_one_concurrency() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    watchdog(Duration::from_secs(30), || {
+        on_tokio(async {
+            let key = fresh_key("lanes-concurrency");
+            let make = || limiter(&key).concurrency(3).poll(Duration::from_millis(5));
+            let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+            let lane = |api: RedisLimiter| {
+                let (running, most) = (Arc::clone(&running), Arc::clone(&most));
+                async move {
+                    (0..20u32)
+                        .lane(4)
+                        .limiter(&api)
+                        .map_async(move |x| {
+                            let (running, most) = (Arc::clone(&running), Arc::clone(&most));
+                            async move {
+                                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                                most.fetch_max(now, Ordering::SeqCst);
+                                futures_timer::Delay::new(Duration::from_millis(10)).await;
+                                running.fetch_sub(1, Ordering::SeqCst);
+                                x
+                            }
+                        })
+                        .count()
+                        .await
+                }
+            };
+            let (x, y) = (make(), make());
+            let (a, b) = futures::join!(lane(x.clone()), lane(y.clone()));
+            assert_eq!(a + b, 40);
+            let most = most.load(Ordering::SeqCst);
+            assert!((1..=3).contains(&most), "{most} at once");
+            // The last releases had no call after them: `flush` gives them back.
+            x.flush().await.unwrap();
+            y.flush().await.unwrap();
+            let mut conn = redis::Client::open(shared_url())
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap();
+            let held: usize = redis::cmd("ZCARD")
+                .arg(format!("{{{key}}}:lease"))
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(held, 0, "every lease came back");
+        })
+    });
+}
