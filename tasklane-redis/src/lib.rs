@@ -34,7 +34,9 @@
 //!   passed; in any window of length `t` at most `burst + per_second × t` units start;
 //! - the concurrency is a sorted set of leases scored by their expiry: a crashed process's
 //!   permits come back when their leases expire;
-//! - both keys are `{key}:…`, one hash slot, so the script runs on a Redis Cluster too.
+//! - both keys are `{key}:…`, one hash slot, so the script can run on a Redis Cluster node; the
+//!   [`Backend`] is a single server's connection (a Cluster connection is not supported yet: point
+//!   it at the node that owns the slot, or use a single server or a proxy).
 //!
 //! # Cheap under load
 //!
@@ -42,6 +44,18 @@
 //! it, and the lane waits that long on its own timer ([`Verdict::NotBefore`]). With
 //! [`lease(k)`](RedisLimiter::lease) one round trip takes up to `k` units, which this process hands
 //! out without asking (for the precision that costs, see there).
+//!
+//! # What each `Admit` call does
+//!
+//! - `poll_admit`: hands out units this process holds (a lease, a cancelled attempt's, a
+//!   reservation whose time has come) without a round trip; else sends one call per waiting lane
+//!   and answers `Pending` until its reply is in (the reply's future wakes the lane).
+//! - `release`: the concurrency's leases of the attempt go back with this process's next call (or
+//!   [`flush`](RedisLimiter::flush)); the rate keeps its units (they were used).
+//! - `cancel`: as `release`, and the rate's units go back to this process's pool for its next
+//!   start (not to the server).
+//! - `leave`: drops the lane's call in flight (its leases are given back with the next call) and
+//!   its reservation (whose units are lost).
 //!
 //! # Faults
 //!

@@ -357,3 +357,48 @@ fn two_lanes_with_a_limiter_each_share_one_concurrency() {
         })
     });
 }
+
+/// The panics of the builder point at the caller's line (`#[track_caller]`).
+#[test]
+fn a_bad_argument_panics_at_the_callers_line() {
+    use std::sync::{Arc, Mutex};
+    let seen = Arc::new(Mutex::new(None));
+    let previous = std::panic::take_hook();
+    {
+        let seen = Arc::clone(&seen);
+        std::panic::set_hook(Box::new(move |info| {
+            *seen.lock().unwrap() = info.location().map(|l| l.file().to_owned());
+        }));
+    }
+    let result = std::panic::catch_unwind(|| {
+        RedisLimiter::new(redis::Client::open("redis://127.0.0.1:1/").unwrap(), "a").lease(0)
+    });
+    std::panic::set_hook(previous);
+    assert!(result.is_err());
+    let file = seen.lock().unwrap().clone().unwrap();
+    assert!(file.ends_with("limit.rs"), "the panic points at {file}");
+}
+
+/// After `SCRIPT FLUSH` (as after a restart) the server answers `NOSCRIPT` to `EVALSHA`: the
+/// script is sent again in full, and the call is answered.
+#[test]
+fn a_flushed_script_cache_is_refilled() {
+    watchdog(Duration::from_secs(30), || {
+        on_tokio(async {
+            let api = limiter(&fresh_key("noscript")).rate(1000.0).burst(10);
+            let me = Waiter::new();
+            assert_eq!(ask(&api, &me, 1).await, Verdict::Admitted);
+            let mut conn = redis::Client::open(shared_url())
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap();
+            let () = redis::cmd("SCRIPT")
+                .arg("FLUSH")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(ask(&api, &me, 1).await, Verdict::Admitted);
+        })
+    });
+}
