@@ -12,7 +12,8 @@
 -- ARGV[6]  ttl           milliseconds a lease lives after it is taken or renewed
 -- ARGV[7]  poll          milliseconds to wait at most before asking again when the concurrency is full
 -- ARGV[8]  ahead         microseconds ahead a denied call may reserve its units of the rate
--- ARGV[9]  nfree, ARGV[10] nrenew, ARGV[11] nnew: then nfree lease ids to give back, nrenew to
+-- ARGV[9]  refund        units of the rate given back unused (leased, never started)
+-- ARGV[10] nfree, ARGV[11] nrenew, ARGV[12] nnew: then nfree lease ids to give back, nrenew to
 --          renew, nnew to take (all or none)
 --
 -- Returns {1, units, 0}: admitted, with `units` of the rate (want <= units <= most) and the new
@@ -23,7 +24,7 @@
 --         {0, 0, retry}: the rate denies `want` units: ask again in `retry` microseconds, when
 --         they could be reserved;
 --         {2, 0, retry}: the concurrency is full; ask again in `retry` microseconds.
--- Frees and renewals are applied whatever the answer.
+-- Frees, renewals and the refund are applied whatever the answer.
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -36,12 +37,13 @@ local limit = tonumber(ARGV[5])
 local ttl = tonumber(ARGV[6])
 local poll = tonumber(ARGV[7])
 local ahead = tonumber(ARGV[8])
-local nfree = tonumber(ARGV[9])
-local nrenew = tonumber(ARGV[10])
-local nnew = tonumber(ARGV[11])
+local refund = tonumber(ARGV[9])
+local nfree = tonumber(ARGV[10])
+local nrenew = tonumber(ARGV[11])
+local nnew = tonumber(ARGV[12])
 
 -- The concurrency: give back, renew, forget the expired, then check room for the new leases.
-local at = 12
+local at = 13
 if nfree + nrenew + nnew > 0 then
   for _ = 1, nfree do
     redis.call('ZREM', KEYS[2], ARGV[at])
@@ -68,28 +70,42 @@ end
 local units = want
 local status = 1
 local wait = 0
-if interval > 0 and want > 0 then
+-- Sets the schedule: kept while it says anything (once `tat` has passed, a missing key means the
+-- same).
+local function store(tat)
+  redis.call('SET', KEYS[1], string.format('%.17g', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+end
+
+if interval > 0 and (want > 0 or refund > 0) then
   local tat = now
   local stored = redis.call('GET', KEYS[1])
   if stored then
     tat = math.max(tonumber(stored), now)
   end
-  local room = math.floor((now + burst * interval - tat) / interval + 1e-9)
-  if room >= want then
-    units = math.min(room, most)
-  else
-    -- Not now: reserve as many units (want..most) as fit in the schedule within `ahead`.
-    local fit = math.floor((now + ahead + burst * interval - tat) / interval + 1e-9)
-    if fit < want then
-      return {0, 0, math.max(math.ceil(tat + want * interval - burst * interval - now - ahead), 1)}
-    end
-    units = math.min(fit, most)
-    status = 3
-    wait = math.max(math.ceil(tat + units * interval - burst * interval - now), 1)
+  -- Units given back move the schedule back, never before now (no credit beyond the burst).
+  if refund > 0 then
+    tat = math.max(tat - refund * interval, now)
   end
-  tat = tat + units * interval
-  -- Kept while it says anything: once `tat` has passed, a missing key means the same.
-  redis.call('SET', KEYS[1], string.format('%.17g', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+  if want > 0 then
+    local room = math.floor((now + burst * interval - tat) / interval + 1e-9)
+    if room >= want then
+      units = math.min(room, most)
+    else
+      -- Not now: reserve as many units (want..most) as fit in the schedule within `ahead`.
+      local fit = math.floor((now + ahead + burst * interval - tat) / interval + 1e-9)
+      if fit < want then
+        if refund > 0 then
+          store(tat)
+        end
+        return {0, 0, math.max(math.ceil(tat + want * interval - burst * interval - now - ahead), 1)}
+      end
+      units = math.min(fit, most)
+      status = 3
+      wait = math.max(math.ceil(tat + units * interval - burst * interval - now), 1)
+    end
+    tat = tat + units * interval
+  end
+  store(tat)
 end
 
 if nnew > 0 then

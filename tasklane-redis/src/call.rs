@@ -48,6 +48,8 @@ pub(crate) struct Call {
     pub(crate) poll_ms: u64,
     /// Microseconds ahead a denied call may reserve its units.
     pub(crate) ahead_us: u64,
+    /// Units of the rate given back unused.
+    pub(crate) refund: u32,
     /// Lease ids to give back.
     pub(crate) free: Vec<String>,
     /// Lease ids to renew.
@@ -100,6 +102,7 @@ impl Call {
             self.ttl_ms.to_string(),
             self.poll_ms.to_string(),
             self.ahead_us.to_string(),
+            self.refund.to_string(),
             self.free.len().to_string(),
             self.renew.len().to_string(),
             self.new.len().to_string(),
@@ -161,13 +164,17 @@ mod tests {
             ttl_ms: 30_000,
             poll_ms: 20,
             ahead_us: 100_000,
+            refund: 0,
             free: vec!["a".into()],
             renew: vec![],
             new: vec!["b".into(), "c".into()],
         };
         assert_eq!(
             call.args(),
-            ["200", "5", "1", "4", "3", "30000", "20", "100000", "1", "0", "2", "a", "b", "c"]
+            [
+                "200", "5", "1", "4", "3", "30000", "20", "100000", "0", "1", "0", "2", "a", "b",
+                "c"
+            ]
         );
     }
 }

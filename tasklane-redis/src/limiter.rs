@@ -309,10 +309,11 @@ impl RedisLimiter {
     /// - a process may hold up to `units − 1` units ahead of use, so the fleet's bound loosens by
     ///   up to `units − 1` per process (starts run ahead of the schedule by that much, never
     ///   above the rate over a long run);
-    /// - units a process holds when it stops (or drops the limiter) are **lost**, not given back:
-    ///   the fleet starts that many fewer in that second. An attempt that was admitted and
-    ///   cancelled (it never started) gives its units back to this process's pool, for its next
-    ///   start.
+    /// - units a process holds when it stops (or drops the limiter) are **lost**, not given back
+    ///   (the fleet starts that many fewer in that second), unless it awaits
+    ///   [`flush`](RedisLimiter::flush) first, which gives them back to the server. An attempt
+    ///   that was admitted and cancelled (it never started) gives its units back to this
+    ///   process's pool, for its next start.
     ///
     /// The server grants what its schedule allows at the time, at most `units` (at most `burst`):
     /// give a burst of at least `units` for the lease to help.
@@ -572,11 +573,13 @@ impl RedisLimiter {
         self.inner.round_trips.load(Ordering::Relaxed)
     }
 
-    /// Gives back now the concurrency's leases of attempts that ended, instead of with the next
-    /// call (a process that makes no more calls would otherwise leave them to expire after
-    /// [`lease_ttl`](RedisLimiter::lease_ttl)). One round trip, if there is anything to give back.
-    /// Await it where the lanes run (with `tokio-comp`, inside the tokio runtime), for example at
-    /// the end of a batch.
+    /// Gives back now what this process holds unused: the concurrency's leases of attempts that
+    /// ended (else they go with the next call, or expire after
+    /// [`lease_ttl`](RedisLimiter::lease_ttl) if there is none), and the units of the rate it
+    /// holds ahead of use ([`lease`](RedisLimiter::lease), cancelled attempts: else they are lost
+    /// when the process stops), which move the fleet's schedule back. One round trip, if there is
+    /// anything to give back. Await it where the lanes run (with `tokio-comp`, inside the tokio
+    /// runtime), for example at the end of a batch or before the process exits.
     ///
     /// [`release`](Admit::release) cannot send them itself: it is called from a lane's
     /// `poll_next` and must not block, and sending from there without a task of its own would need
@@ -584,8 +587,9 @@ impl RedisLimiter {
     ///
     /// # Errors
     ///
-    /// When the server did not answer within [`call_timeout`](RedisLimiter::call_timeout); the
-    /// leases then go with the next call, or expire.
+    /// When the server did not answer within [`call_timeout`](RedisLimiter::call_timeout): the
+    /// leases then go with the next call, or expire; the units of the rate are lost (the server
+    /// may have taken them back already).
     ///
     /// # Examples
     ///
@@ -605,7 +609,7 @@ impl RedisLimiter {
         let inner = &*self.inner;
         let (pending, free) = {
             let mut st = inner.state();
-            if st.to_free.is_empty() {
+            if st.to_free.is_empty() && st.pool == 0 {
                 return Ok(());
             }
             let Some(conn) = st.conn.clone().or_else(|| match &inner.backend {
@@ -615,6 +619,9 @@ impl RedisLimiter {
                 return Ok(());
             };
             let call = Call {
+                interval_us: inner.settings.per_second.map_or(0.0, |r| 1e6 / r),
+                burst: inner.settings.burst,
+                refund: std::mem::take(&mut st.pool),
                 free: std::mem::take(&mut st.to_free),
                 ..Call::default()
             };

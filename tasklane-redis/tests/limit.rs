@@ -402,3 +402,26 @@ fn a_flushed_script_cache_is_refilled() {
         })
     });
 }
+
+/// `flush` gives the units a process leased and did not use back to the fleet's schedule.
+#[test]
+fn flush_gives_leased_units_back() {
+    watchdog(Duration::from_secs(30), || {
+        on_tokio(async {
+            let key = fresh_key("refund");
+            let leasing = limiter(&key).rate(10.0).burst(4).lease(4);
+            let me = Waiter::new();
+            assert_eq!(ask(&leasing, &me, 1).await, Verdict::Admitted);
+            assert_eq!(leasing.leased(), 3, "the whole burst in one round trip");
+            leasing.flush().await.unwrap();
+            assert_eq!(leasing.leased(), 0);
+            // Another process finds the 3 units in the schedule again.
+            let other = limiter(&key).rate(10.0).burst(4);
+            let them = Waiter::new();
+            for _ in 0..3 {
+                assert_eq!(ask(&other, &them, 1).await, Verdict::Admitted);
+            }
+            assert!(matches!(ask(&other, &them, 1).await, Verdict::NotBefore(_)));
+        })
+    });
+}
