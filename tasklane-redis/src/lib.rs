@@ -43,7 +43,9 @@
 //! A denied lane does not ask again at once: the script says how long until the rate would admit
 //! it, and the lane waits that long on its own timer ([`Verdict::NotBefore`]). With
 //! [`lease(k)`](RedisLimiter::lease) one round trip takes up to `k` units, which this process hands
-//! out without asking (for the precision that costs, see there).
+//! out without asking (for the precision that costs, see there). Await
+//! [`flush`](RedisLimiter::flush) at the end of a batch or before exiting to give back what the
+//! process holds unused (leased units, the concurrency's leases of ended attempts) at once.
 //!
 //! # What each `Admit` call does
 //!
