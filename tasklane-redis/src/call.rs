@@ -10,8 +10,9 @@ use futures_util::future::{self, Either};
 use redis::aio::ConnectionManager;
 use tasklane::limit::LimitError;
 
-/// The script (see `admit.lua`): loaded once per limiter, sent by hash (`EVALSHA`), and in full
-/// (`EVAL`) when the server answers `NOSCRIPT` (after a restart, or a `SCRIPT FLUSH`).
+/// The script (see `admit.lua`): sent by hash (`EVALSHA`); when the server answers `NOSCRIPT`
+/// (after a restart, or a `SCRIPT FLUSH`), `redis::Script` loads it (`SCRIPT LOAD`) and sends the
+/// `EVALSHA` again.
 pub(crate) fn script() -> redis::Script {
     redis::Script::new(include_str!("admit.lua"))
 }

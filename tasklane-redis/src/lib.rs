@@ -26,8 +26,8 @@
 //!
 //! # How it decides
 //!
-//! Each decision is one Lua script on the server (`EVALSHA`, and `EVAL` when the server answers
-//! `NOSCRIPT`), atomic there, on the server's clock (`TIME`), so the processes' clocks do not
+//! Each decision is one Lua script on the server (`EVALSHA`; after a `NOSCRIPT`, as from a
+//! restarted server, the script is loaded again and the call repeated), atomic there, on the server's clock (`TIME`), so the processes' clocks do not
 //! matter:
 //! - the rate is GCRA (the generic cell rate algorithm, as redis-cell and go-redis's
 //!   `redis_rate` use): one key holds the theoretical arrival time, which expires once it has

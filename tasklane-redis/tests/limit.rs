@@ -425,3 +425,18 @@ fn flush_gives_leased_units_back() {
         })
     });
 }
+
+/// A `ConnectionManager` of the user's (shared with other traffic) is a backend too.
+#[test]
+fn a_connection_manager_of_yours_is_a_backend() {
+    watchdog(Duration::from_secs(30), || {
+        on_tokio(async {
+            let client = redis::Client::open(shared_url()).unwrap();
+            let manager = redis::aio::ConnectionManager::new(client).await.unwrap();
+            let api = RedisLimiter::new(manager, fresh_key("manager")).rate(100.0);
+            let me = Waiter::new();
+            assert_eq!(ask(&api, &me, 1).await, Verdict::Admitted);
+            assert_eq!(api.round_trips(), 1);
+        })
+    });
+}
