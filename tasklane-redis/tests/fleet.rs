@@ -46,6 +46,11 @@ fn fleet_worker() {
     let Ok(spec) = std::env::var("TASKLANE_REDIS_FLEET") else {
         return;
     };
+    watchdog(Duration::from_secs(SECONDS + 20), move || work(&spec));
+}
+
+/// The worker's run, from its spec.
+fn work(spec: &str) {
     // url key rate burst lease start_nanos log_path
     let f: Vec<&str> = spec.split_whitespace().collect();
     let (url, key, log) = (f[0], f[1], f[6]);

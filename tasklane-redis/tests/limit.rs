@@ -237,6 +237,13 @@ fn fail_closed_fails_the_items_and_fail_open_runs_them_when_nobody_answers() {
 
 #[test]
 fn a_limiter_without_limits_never_calls() {
+    watchdog(
+        Duration::from_secs(30),
+        a_limiter_without_limits_never_calls_body,
+    );
+}
+
+fn a_limiter_without_limits_never_calls_body() {
     let api = RedisLimiter::new(redis::Client::open("redis://127.0.0.1:1/").unwrap(), "none");
     let done = futures::executor::block_on(
         (0..10u32)
@@ -251,6 +258,13 @@ fn a_limiter_without_limits_never_calls() {
 
 #[test]
 fn bad_arguments_panic_naming_them() {
+    watchdog(
+        Duration::from_secs(30),
+        bad_arguments_panic_naming_them_body,
+    );
+}
+
+fn bad_arguments_panic_naming_them_body() {
     let client = || redis::Client::open("redis://127.0.0.1:1/").unwrap();
     let message = |f: Box<dyn FnOnce() + std::panic::UnwindSafe>| {
         let err = std::panic::catch_unwind(f).unwrap_err();
@@ -361,6 +375,13 @@ fn two_lanes_with_a_limiter_each_share_one_concurrency() {
 /// The panics of the builder point at the caller's line (`#[track_caller]`).
 #[test]
 fn a_bad_argument_panics_at_the_callers_line() {
+    watchdog(
+        Duration::from_secs(30),
+        a_bad_argument_panics_at_the_callers_line_body,
+    );
+}
+
+fn a_bad_argument_panics_at_the_callers_line_body() {
     use std::sync::{Arc, Mutex};
     let seen = Arc::new(Mutex::new(None));
     let previous = std::panic::take_hook();
