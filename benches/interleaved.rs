@@ -43,7 +43,10 @@
 //!   futures-util (`future::join_all(futs)`, `stream::iter(futs).buffered(limit).collect()`).
 //! - `timeout`: `(0..n).lane(L).timeout::<()>(1 s).map_async(|x| async move { Ok(x) })` against the
 //!   same lane without the timeout (`Ok::<u64, ()>(x)`): the median of the per-round differences in
-//!   ns per item.
+//!   ns per item. Each row names the timer the lane sleeps on: futures-timer's by default,
+//!   async-io's with `--features async-io`, and tokio's on the tokio executor with
+//!   `--features tokio-timer` (`INTERLEAVED_SECTIONS=timeout cargo bench -p tasklane-benches
+//!   --bench interleaved --features tokio-timer`; the tokio runtime needs its drivers then).
 //!
 //! Settings (environment variables):
 //!
@@ -1454,11 +1457,23 @@ fn gather_section(settings: &Settings, execs: &[Exec<'_>], rng: &mut fastrand::R
 // Section `timeout`
 // ---------------------------------------------------------------------------------------------
 
+/// The timer that a lane's timeouts sleep on under `exec` in this build (see the features in
+/// benches/Cargo.toml).
+fn timer_name(exec: Exec<'_>) -> &'static str {
+    match exec {
+        Exec::Tokio(_) if cfg!(feature = "tokio-timer") => "tokio",
+        _ if cfg!(feature = "async-io") => "async-io",
+        _ => "futures-timer",
+    }
+}
+
 /// What a `timeout` case is.
 #[derive(Clone, Copy, Debug)]
 struct TimeoutCase {
     /// The executor's name.
     exec: &'static str,
+    /// The timer's name ([`timer_name`]).
+    timer: &'static str,
     /// `ready` or `yield`.
     fut: &'static str,
     /// The concurrency limit.
@@ -1504,6 +1519,7 @@ fn timeout_section(settings: &Settings, execs: &[Exec<'_>], rng: &mut fastrand::
             for &limit in &settings.limits {
                 meta.push(TimeoutCase {
                     exec: exec.name(),
+                    timer: timer_name(exec),
                     fut,
                     limit,
                 });
@@ -1528,6 +1544,7 @@ fn timeout_section(settings: &Settings, execs: &[Exec<'_>], rng: &mut fastrand::
             let [plain, timed] = ["plain", "timeout"].map(|name| &s[index(variants, name)]);
             vec![
                 m.exec.to_owned(),
+                m.timer.to_owned(),
                 m.fut.to_owned(),
                 limit_name(m.limit),
                 ns(plain),
@@ -1550,6 +1567,7 @@ fn timeout_section(settings: &Settings, execs: &[Exec<'_>], rng: &mut fastrand::
     out.push_str(&table(
         &[
             "executor",
+            "timer",
             "fut",
             "L",
             "plain lane",
