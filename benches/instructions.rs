@@ -8,7 +8,7 @@
 //!
 //! | variable | argument | values | default |
 //! |---|---|---|---|
-//! | `INSTR_IMPL` | `impl=` | `tasklane`, `tasklane_shared` (with a shared `Limiter` that never waits), `futures_buffered`, `futures_util` | `tasklane` |
+//! | `INSTR_IMPL` | `impl=` | `tasklane`, `tasklane_shared` (with a shared `Limiter` that never waits), `tasklane_timeout` (with a `.timeout(60 s)` that never fires), `futures_buffered`, `futures_util` | `tasklane` |
 //! | `INSTR_ORDER` | `order=` | `unordered`, `ordered` | `unordered` |
 //! | `INSTR_FUT` | `fut=` | `ready` (`async move { x }`), `yield` (`async move { yield_now().await; x }`) | `ready` |
 //! | `INSTR_LIMIT` | `limit=` | the concurrency limit | `16` |
@@ -76,6 +76,9 @@ enum Impl {
     /// `tasklane` with a shared `Limiter` that never makes a start wait (concurrency 2^30):
     /// `lane(limit).limiter(&l)`, the cost of asking it and giving back its permit per item.
     TasklaneShared,
+    /// The same lane with `.timeout(60 s)`, a timeout that never fires (the futures' outputs
+    /// wrapped in `Ok`, the lane's unwrapped by a `StreamExt::map`).
+    TasklaneTimeout,
     /// `futures-buffered`: `buffered_unordered(limit)` / `buffered_ordered(limit)`.
     FuturesBuffered,
     /// `futures-util`: `buffer_unordered(limit)` / `buffered(limit)`.
@@ -125,6 +128,22 @@ where
                 go(lane.map_async(f))
             }
         }
+        (Impl::TasklaneTimeout, ordered) => {
+            let lane = items
+                .lane(limit)
+                .timeout::<()>(std::time::Duration::from_secs(60));
+            let mut f = f;
+            let f = move |x| {
+                let fut = f(x);
+                async move { Ok(fut.await) }
+            };
+            let unwrap = |out: Result<u64, tasklane::Error<()>>| out.expect("no timeout fires");
+            if ordered {
+                go(lane.ordered().map_async(f).map(unwrap))
+            } else {
+                go(lane.map_async(f).map(unwrap))
+            }
+        }
         (Impl::FuturesBuffered, false) => go(stream::iter(items).map(f).buffered_unordered(limit)),
         (Impl::FuturesBuffered, true) => go(stream::iter(items).map(f).buffered_ordered(limit)),
         (Impl::FuturesUtil, false) => go(stream::iter(items).map(f).buffer_unordered(limit)),
@@ -155,10 +174,11 @@ fn main() {
     let imp = match setting(&args, "impl", "tasklane").as_str() {
         "tasklane" => Impl::Tasklane,
         "tasklane_shared" => Impl::TasklaneShared,
+        "tasklane_timeout" => Impl::TasklaneTimeout,
         "futures_buffered" => Impl::FuturesBuffered,
         "futures_util" => Impl::FuturesUtil,
         other => panic!(
-            "impl is tasklane, tasklane_shared, futures_buffered or futures_util, not {other:?}"
+            "impl is tasklane, tasklane_shared, tasklane_timeout, futures_buffered or futures_util, not {other:?}"
         ),
     };
     let ordered = match setting(&args, "order", "unordered").as_str() {
