@@ -1741,6 +1741,16 @@ fn main() {
         .map(|(name, value)| format!("{name}={value}"))
         .collect();
     command.push("cargo bench -p tasklane-benches --bench interleaved".to_owned());
+    let features: Vec<&str> = [
+        ("tokio-timer", cfg!(feature = "tokio-timer")),
+        ("async-io", cfg!(feature = "async-io")),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect();
+    if !features.is_empty() {
+        command.push(format!("--features {}", features.join(",")));
+    }
     let filters: Vec<&str> = args
         .iter()
         .map(String::as_str)
