@@ -277,6 +277,35 @@ struct Flaky {
     calls: Arc<AtomicU32>,
     fail_every: u32,
     open: bool,
+    /// Attempts it admitted, and the units it got back for them (`release` or `cancel`): equal at
+    /// the end, whatever failed (a failure grants nothing, so nothing comes back for it).
+    admitted: Arc<AtomicU32>,
+    given_back: Arc<AtomicU32>,
+}
+
+impl Flaky {
+    fn new(fail_every: u32, open: bool) -> Self {
+        Flaky {
+            calls: Arc::default(),
+            fail_every,
+            open,
+            admitted: Arc::default(),
+            given_back: Arc::default(),
+        }
+    }
+
+    /// Asserts that every admitted attempt was given back once, and nothing else.
+    fn assert_balanced(&self, what: &str) {
+        let (admitted, back) = (
+            self.admitted.load(Ordering::SeqCst),
+            self.given_back.load(Ordering::SeqCst),
+        );
+        assert!(admitted > 0, "{what}: it admitted something");
+        assert_eq!(
+            back, admitted,
+            "{what}: {back} units given back for {admitted} admitted attempts"
+        );
+    }
 }
 
 impl Admit for Flaky {
@@ -290,11 +319,16 @@ impl Admit for Flaky {
         if call % self.fail_every == 0 {
             Poll::Ready(Err(LimitError::new("backend down")))
         } else {
+            self.admitted.fetch_add(1, Ordering::SeqCst);
             Poll::Ready(Ok(Verdict::Admitted))
         }
     }
-    fn release(&self, _: u32) {}
-    fn cancel(&self, _: &Waiter, _: u32) {}
+    fn release(&self, _: u32) {
+        self.given_back.fetch_add(1, Ordering::SeqCst);
+    }
+    fn cancel(&self, _: &Waiter, _: u32) {
+        self.given_back.fetch_add(1, Ordering::SeqCst);
+    }
     fn leave(&self, _: &Waiter) {}
     fn fails_open(&self) -> bool {
         self.open
@@ -306,14 +340,10 @@ impl Admit for Flaky {
 #[test]
 fn a_failing_limiter_fails_open_or_closed() {
     for open in [true, false] {
-        let flaky = Flaky {
-            calls: Arc::default(),
-            fail_every: 3,
-            open,
-        };
+        let flaky = Flaky::new(3, open);
         let shared = Limiter::new().concurrency(2);
         let out: Vec<Result<u32, tasklane::Error<String>>> = watchdog(Duration::from_secs(10), {
-            let flaky = flaky.clone();
+            let (flaky, shared) = (flaky.clone(), shared.clone());
             move || {
                 block_on_sync(
                     (0..30u32)
@@ -342,17 +372,15 @@ fn a_failing_limiter_fails_open_or_closed() {
                 );
             }
         }
+        flaky.assert_balanced(&format!("open {open}"));
+        assert_eq!(shared.in_flight(), 0, "open {open}: every permit came back");
     }
 }
 
 /// On a plain lane (whose items cannot fail) a failing limiter lets the attempt start.
 #[test]
 fn a_failing_limiter_on_a_plain_lane_lets_items_through() {
-    let flaky = Flaky {
-        calls: Arc::default(),
-        fail_every: 2,
-        open: false,
-    };
+    let flaky = Flaky::new(2, false);
     let out: Vec<u32> = block_on_sync(
         (0..10u32)
             .lane(2)
@@ -361,6 +389,47 @@ fn a_failing_limiter_on_a_plain_lane_lets_items_through() {
             .collect(),
     );
     assert_eq!(out.len(), 10);
+    flaky.assert_balanced("plain lane");
+}
+
+/// A limiter that failed and let a start go granted nothing: it gets neither a `release` when the
+/// attempt ends nor a `cancel` when a limiter after it denies the start (the `Admit` contract), on
+/// a plain lane and on one failing open, with a second limiter whose concurrency makes starts wait.
+#[test]
+fn a_limiter_that_failed_gets_nothing_back_for_the_starts_it_let_go() {
+    for (open, timed) in [(false, false), (true, false), (true, true)] {
+        let flaky = Flaky::new(3, open);
+        let after = Limiter::new().concurrency(1);
+        let out = watchdog(Duration::from_secs(10), {
+            let (flaky, after) = (flaky.clone(), after.clone());
+            move || {
+                let lane = (0..40u32).lane(4).limiter(&flaky).limiter(&after);
+                if timed {
+                    let out: Vec<Result<u32, tasklane::Error<()>>> = block_on_sync(
+                        lane.timeout(Duration::from_secs(60))
+                            .map_async(|x| async move {
+                                yield_times(1).await;
+                                Ok(x)
+                            })
+                            .collect(),
+                    );
+                    out.len()
+                } else {
+                    let out: Vec<u32> = block_on_sync(
+                        lane.map_async(|x| async move {
+                            yield_times(1).await;
+                            x
+                        })
+                        .collect(),
+                    );
+                    out.len()
+                }
+            }
+        });
+        assert_eq!(out, 40, "open {open}, timed {timed}: one output per item");
+        flaky.assert_balanced(&format!("open {open}, timed {timed}"));
+        assert_eq!(after.in_flight(), 0);
+    }
 }
 
 /// Weighted items: under `concurrency(4)` an item of cost 3 runs beside one of cost 1 and never

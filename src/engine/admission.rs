@@ -114,6 +114,14 @@ pub(crate) struct Gate {
     /// Grants taken from every shared limiter by `ask_shared`, for the start that `admit` makes
     /// next in the same step: their cost.
     pub(super) granted: Option<u32>,
+    /// The limiters (bit `i`: the one at `i` of the shared ones, then the keys) that failed during
+    /// the last ask and let the start go anyway (they fail open, or the lane's items cannot fail):
+    /// they granted nothing, so they get no `release` and no `cancel` for it (the `Admit`
+    /// contract). Limiters past the 64th are not tracked (they would be given back units).
+    pub(super) passed: u64,
+    /// Per slot: `passed` of its running attempt. Empty until a limiter first fails and lets a
+    /// start go (then as long as `held`): a lane whose limiters never fail pays nothing for it.
+    pub(super) passed_slots: Vec<u64>,
     /// The limiters (shared, or keyed budgets) that may have this lane in their line, each once.
     pub(super) queued_on: Vec<Arc<dyn Admit>>,
     /// The waker of the task polling the lane, for the shared limiters to wake.
@@ -164,6 +172,8 @@ impl Gate {
             held: Vec::new(),
             costs: Vec::new(),
             granted: None,
+            passed: 0,
+            passed_slots: Vec::new(),
             refusal: None,
             queued_on: Vec::new(),
             waker: None,
@@ -191,6 +201,9 @@ impl Gate {
         if self.has_shared() {
             self.held.resize(slots, 0);
             self.costs.resize(slots, 1);
+            if !self.passed_slots.is_empty() {
+                self.passed_slots.resize(slots, 0);
+            }
         }
         if self.keyed {
             self.slot_keys.resize_with(slots, Vec::new);
@@ -284,6 +297,7 @@ impl Gate {
         }
         if let Some(granted) = self.granted.take() {
             self.held[index] = granted;
+            self.note_passed(index);
         }
         self.due = None;
     }
@@ -301,8 +315,14 @@ impl Gate {
                         local.release_units(u64::from(cost));
                     }
                 } else {
-                    for limit in &self.shared {
-                        limit.release(cost);
+                    let passed = self.passed_slots.get(index).copied().unwrap_or(0);
+                    if passed == 0 {
+                        for limit in &self.shared {
+                            limit.release(cost);
+                        }
+                    } else {
+                        self.release_granted(index, cost, passed);
+                        return;
                     }
                 }
                 if let Some(keys) = self.slot_keys.get(index) {
@@ -310,6 +330,31 @@ impl Gate {
                         limit.release(cost);
                     }
                 }
+            }
+        }
+    }
+
+    /// Slot `index` starts an attempt with the grants of the last ask: notes which limiters let it
+    /// go after failing (see `passed`), if any ever did.
+    #[inline]
+    pub(crate) fn note_passed(&mut self, index: usize) {
+        if self.passed != 0 && self.passed_slots.is_empty() {
+            self.passed_slots.resize(self.held.len(), 0);
+        }
+        if let Some(slot) = self.passed_slots.get_mut(index) {
+            *slot = std::mem::take(&mut self.passed);
+        }
+    }
+
+    /// [`Gate::ended`] for an attempt that some limiters let go after failing (`passed`): only
+    /// the others get their units back.
+    #[cold]
+    fn release_granted(&mut self, index: usize, cost: u32, passed: u64) {
+        self.passed_slots[index] = 0;
+        let keys = self.slot_keys.get(index).map(Vec::as_slice).unwrap_or(&[]);
+        for (at, limit) in self.shared.iter().chain(keys).enumerate() {
+            if !is_passed(passed, at) {
+                limit.release(cost);
             }
         }
     }
@@ -475,4 +520,13 @@ mod tests {
         assert_eq!(std::mem::size_of::<Unlimited>(), 0);
         const _: () = assert!(!Unlimited::LIMITED);
     }
+}
+
+/// Whether bit `at` of `passed` (see `Gate::passed`) is set.
+#[inline]
+pub(super) fn is_passed(passed: u64, at: usize) -> bool {
+    u32::try_from(at)
+        .ok()
+        .and_then(|at| 1u64.checked_shl(at))
+        .is_some_and(|bit| passed & bit != 0)
 }

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::admission::Gate;
+use super::admission::{is_passed, Gate};
 use super::Refusal;
 use crate::limit::{Admit, LimitError, Verdict};
 
@@ -91,10 +91,12 @@ impl Gate {
             }
         }
         self.flush();
+        self.passed = 0;
         match self.ask_from(0, cost, &[]) {
             None => {
                 self.held[index] = cost;
                 self.due = None;
+                self.note_passed(index);
                 None
             }
             Some((at, answer)) => Some(self.ask_after_refusal(at, cost, can_fail, &[], answer)),
@@ -116,6 +118,7 @@ impl Gate {
     /// [`Gate::ask_shared`] over the shared limiters, then `keys`.
     #[inline]
     fn ask_all(&mut self, cost: u32, can_fail: bool, keys: &[Arc<dyn Admit>]) -> Shared {
+        self.passed = 0;
         match self.ask_from(0, cost, keys) {
             None => {
                 self.granted = Some(cost);
@@ -197,7 +200,13 @@ impl Gate {
         let limit = self.limit_at(keys, at);
         let denied = match answer {
             Poll::Ready(Ok(Verdict::Admitted)) => return None,
-            Poll::Ready(Err(_)) if limit.fails_open() || !can_fail => return None,
+            Poll::Ready(Err(_)) if limit.fails_open() || !can_fail => {
+                // It granted nothing: no `release` and no `cancel` for this start.
+                if let Some(bit) = u32::try_from(at).ok().and_then(|at| 1u64.checked_shl(at)) {
+                    self.passed |= bit;
+                }
+                return None;
+            }
             Poll::Ready(Err(error)) => {
                 self.refusal = Some(Refusal::Failed(error));
                 Shared::Refused
@@ -227,8 +236,11 @@ impl Gate {
             }
         };
         for earlier in 0..at {
-            self.limit_at(keys, earlier).cancel(&self.waiter, cost);
+            if !is_passed(self.passed, earlier) {
+                self.limit_at(keys, earlier).cancel(&self.waiter, cost);
+            }
         }
+        self.passed = 0;
         self.by_key = at >= self.shared.len();
         if !matches!(denied, Shared::Refused) {
             // A keyed budget's denial is for this item's key only: the call goes on asking for

@@ -103,7 +103,9 @@ impl std::error::Error for LimitError {}
 ///
 /// For each admitted attempt the lane calls exactly one of [`release`](Admit::release) (it started
 /// and then ended, timed out or was dropped) and [`cancel`](Admit::cancel) (it never started:
-/// another of the lane's limiters, asked after this one, did not admit it). A lane that waited and
+/// another of the lane's limiters, asked after this one, did not admit it). An attempt that starts
+/// although this limiter answered `Err` (it fails open, or the lane's items cannot fail) was not
+/// admitted by it: it gets neither call for that attempt. A lane that waited and
 /// no longer does (it was dropped, or wants nothing more now) calls [`leave`](Admit::leave).
 ///
 /// # Examples

@@ -32,9 +32,6 @@ pub(crate) struct State {
     held: VecDeque<(String, Instant)>,
     /// Lease ids to give back with the next call (released, or taken by a call that failed).
     to_free: Vec<String>,
-    /// Units of attempts that started although this limiter answered with an error (it fails
-    /// open): their release gives back nothing.
-    unbacked: u64,
     /// The last lease id's number.
     seq: u64,
 }
@@ -188,14 +185,13 @@ impl Inner {
         })
     }
 
-    /// What the reply of `call` means for `cost` units: `None` when it granted units (then hand
-    /// them out, or ask again).
+    /// What the reply of `call` means: `None` when it granted units (then hand them out, or ask
+    /// again).
     fn settle(
         &self,
         waiter: u64,
         call: InFlight,
         reply: Result<Reply, LimitError>,
-        cost: u32,
     ) -> Option<Result<Verdict, LimitError>> {
         let mut st = self.state();
         match reply {
@@ -218,9 +214,9 @@ impl Inner {
                 // It may have taken the new leases, and may not have applied the frees.
                 st.to_free.extend(call.new);
                 st.to_free.extend(call.free);
-                if self.settings.fails_open {
-                    st.unbacked += u64::from(cost);
-                }
+                // An attempt that starts anyway (failing open, or on a lane whose items cannot
+                // fail) was not admitted: the lane gives nothing back for it (the `Admit`
+                // contract), so nothing is counted for it here.
                 Some(Err(err))
             }
         }
@@ -234,9 +230,6 @@ impl Inner {
             return;
         }
         let mut st = self.state();
-        let unbacked = st.unbacked.min(u64::from(cost));
-        st.unbacked -= unbacked;
-        let cost = cost - unbacked as u32;
         if cancelled && s.per_second.is_some() {
             st.pool = st.pool.saturating_add(cost);
         }
@@ -292,7 +285,7 @@ impl Admit for RedisLimiter {
                         return Poll::Pending;
                     }
                     Poll::Ready(reply) => {
-                        if let Some(verdict) = inner.settle(id, in_flight, reply, cost) {
+                        if let Some(verdict) = inner.settle(id, in_flight, reply) {
                             return Poll::Ready(verdict);
                         }
                     }
@@ -304,12 +297,7 @@ impl Admit for RedisLimiter {
             }
             match inner.send(&mut st, cost) {
                 Ok(in_flight) => call = Some(in_flight),
-                Err(err) => {
-                    if s.fails_open {
-                        st.unbacked += u64::from(cost);
-                    }
-                    return Poll::Ready(Err(err));
-                }
+                Err(err) => return Poll::Ready(Err(err)),
             }
         }
         // Granted twice and handed out to others both times: ask again soon.

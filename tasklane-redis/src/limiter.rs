@@ -445,7 +445,7 @@ impl RedisLimiter {
     /// When the server cannot be asked (down, unreachable, too slow), let the attempt start
     /// ([`Admit::fails_open`]): availability over the limit. While it is down the fleet is not
     /// limited, and an attempt started this way holds no lease of the
-    /// [`concurrency`](RedisLimiter::concurrency) (its release gives none back).
+    /// [`concurrency`](RedisLimiter::concurrency) (and the lane calls no `release` for it).
     ///
     /// # Examples
     ///
