@@ -8,83 +8,19 @@
 //! back-offs and rate waits passes in milliseconds of real time, which no other timer would do.
 #![cfg(feature = "tokio")]
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use tasklane::{prelude::*, Backoff, Error, Jitter};
+use tasklane::prelude::*;
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
+mod timers;
+use timers::{backoff_scenario, ms, timeout_scenario};
 
-/// One pending item times out after `timeout`, one finishes at once.
-async fn timeout_scenario(timeout: Duration) {
-    let start = tokio::time::Instant::now();
-    let out: Vec<Result<u32, Error<()>>> = [0u32, 1]
-        .lane(2)
-        .ordered()
-        .timeout(timeout)
-        .map_async(|id| async move {
-            if id == 1 {
-                futures::future::pending::<()>().await;
-            }
-            Ok(id)
-        })
-        .collect()
-        .await;
-    let elapsed = start.elapsed();
-    assert_eq!(out[0], Ok(0));
-    let err = out[1].as_ref().unwrap_err();
-    assert!(err.is_timeout() && err.attempts() == 1, "{err:?}");
-    assert!(elapsed >= timeout, "timed out after {elapsed:?}");
-    // A deadline is late by at most `max(timeout / 64, 1 ms)` on a clock that is not manual (see
-    // `Configure::timeout`), plus the timer's own lateness.
-    let late = (timeout / 64).max(ms(1));
-    assert!(
-        elapsed <= timeout + late + Duration::from_secs(5),
-        "took {elapsed:?}"
-    );
-}
-
-/// Three retries with exponential back-offs of `base`, 2 `base` and 4 `base`.
-async fn backoff_scenario(base: Duration) {
-    let start = tokio::time::Instant::now();
-    let mut starts = Vec::new();
-    let out: Vec<Result<(), Error<u32>>> = [()]
-        .lane(1)
-        .retry(3)
-        .backoff(
-            Backoff::exponential(base)
-                .with_jitter(Jitter::None)
-                .with_max_delay(base * 4),
-        )
-        .map_async(|()| {
-            starts.push(start.elapsed());
-            let n = starts.len() as u32;
-            async move { Err(n) }
-        })
-        .collect()
-        .await;
-    let elapsed = start.elapsed();
-    let err = out[0].as_ref().unwrap_err();
-    assert_eq!((err.attempts(), err.inner()), (4, Some(&4)));
-    assert_eq!(starts.len(), 4);
-    for (k, pair) in starts.windows(2).enumerate() {
-        let waited = pair[1] - pair[0];
-        assert!(
-            waited >= base * (1 << k),
-            "back-off #{k} was only {waited:?}"
-        );
-    }
-    assert!(
-        elapsed >= base * 7,
-        "7 × {base:?} of back-off took {elapsed:?}"
-    );
-    assert!(
-        elapsed < base * 7 + Duration::from_secs(10),
-        "took {elapsed:?}"
-    );
+/// Time on tokio's clock (paused or not) since the first reading.
+fn now() -> Duration {
+    static ORIGIN: OnceLock<tokio::time::Instant> = OnceLock::new();
+    ORIGIN.get_or_init(tokio::time::Instant::now).elapsed()
 }
 
 fn current_thread() -> tokio::runtime::Runtime {
@@ -105,13 +41,13 @@ fn paused() -> tokio::runtime::Runtime {
 #[test]
 #[cfg_attr(miri, ignore = "real time, tokio's driver")]
 fn tokio_timer_timeout_on_current_thread() {
-    current_thread().block_on(timeout_scenario(ms(30)));
+    current_thread().block_on(timeout_scenario(ms(30), now));
 }
 
 #[test]
 #[cfg_attr(miri, ignore = "real time, tokio's driver")]
 fn tokio_timer_backoff_on_current_thread() {
-    current_thread().block_on(backoff_scenario(ms(10)));
+    current_thread().block_on(backoff_scenario(ms(10), now));
 }
 
 #[test]
@@ -124,8 +60,8 @@ fn tokio_timer_on_the_multi_thread_runtime() {
         .unwrap();
     rt.block_on(async {
         tokio::spawn(async {
-            timeout_scenario(ms(30)).await;
-            backoff_scenario(ms(10)).await;
+            timeout_scenario(ms(30), now).await;
+            backoff_scenario(ms(10), now).await;
         })
         .await
         .unwrap();
@@ -137,8 +73,8 @@ fn tokio_timer_on_the_multi_thread_runtime() {
 fn off_tokio_the_default_timer_serves() {
     // No tokio runtime here: the lane reads the system clock and sleeps on the default timer.
     futures::executor::block_on(async {
-        timeout_scenario(ms(30)).await;
-        backoff_scenario(ms(10)).await;
+        timeout_scenario(ms(30), now).await;
+        backoff_scenario(ms(10), now).await;
     });
 }
 
@@ -147,8 +83,8 @@ fn off_tokio_the_default_timer_serves() {
 fn an_hour_of_timeouts_and_back_offs_passes_at_once_on_the_paused_clock() {
     let real = Instant::now();
     paused().block_on(async {
-        timeout_scenario(Duration::from_secs(3600)).await;
-        backoff_scenario(Duration::from_secs(600)).await;
+        timeout_scenario(Duration::from_secs(3600), now).await;
+        backoff_scenario(Duration::from_secs(600), now).await;
     });
     assert!(
         real.elapsed() < Duration::from_secs(5),
